@@ -1,0 +1,1 @@
+"""Data: documents, embedded sources, tokenisation, packing and mixing."""

@@ -1,0 +1,1 @@
+"""Embedded offline sources assembled at run time from installed packages."""
