@@ -1,0 +1,24 @@
+"""OmegaConf resolvers used by conf/ (registered before Hydra composes)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from omegaconf import OmegaConf
+
+_MAX_NAME = 96
+
+
+def run_name(override_dirname: str) -> str:
+    """Folder/W&B name of a run from its overrides; ``default`` without any, hashed if too long."""
+    if not override_dirname:
+        return "default"
+    safe = override_dirname.replace("/", "_")
+    if len(safe) <= _MAX_NAME:
+        return safe
+    return safe[: _MAX_NAME - 13] + "-" + hashlib.sha1(safe.encode()).hexdigest()[:12]
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("infir_run_name"):
+        OmegaConf.register_new_resolver("infir_run_name", run_name)

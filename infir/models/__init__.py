@@ -1,0 +1,1 @@
+"""Models: tokenizer, causal LM factory."""

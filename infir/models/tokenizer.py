@@ -1,0 +1,72 @@
+"""Tokenizer: a byte-level BPE trained on the training text, or any local HF tokenizer.
+
+Byte-level BPE never produces unknown tokens, so code, maths and any language
+round-trip exactly; training it on the run's own corpus keeps the embedded
+default small (a few thousand tokens) while full-scale runs point
+``tokenizer.path`` at a local copy of the Llama-3.2 tokenizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from infir.data.cache import cached_artifact
+
+log = logging.getLogger(__name__)
+
+BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """Load a tokenizer directory without touching the network; names the path on failure."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"tokenizer.path: no such tokenizer directory: {path}")
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"tokenizer.path: tokenizer at {path} has no eos token; documents cannot be separated")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, out_dir: Path) -> None:
+    """Train a byte-level BPE with BOS/EOS/PAD specials and save it as an HF tokenizer dir."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                  special_tokens=[BOS, EOS, PAD],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+                                   model_max_length=1_000_000)
+    fast.save_pretrained(str(out_dir))
+
+
+def trained_or_loaded_tokenizer(path: str | None, texts: list[str], vocab_size: int, min_frequency: int,
+                                cache_root: str | Path) -> tuple[PreTrainedTokenizerBase, Path]:
+    """Return (tokenizer, its directory): ``path`` if given, else a BPE cached by content hash."""
+    if path:
+        return load_tokenizer(path), Path(path)
+    if vocab_size < 259:
+        raise ValueError(f"tokenizer.vocab_size must be >= 259 (256 bytes + 3 specials), got {vocab_size}")
+    import tokenizers
+
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    spec = {"type": "byte_level_bpe", "vocab_size": vocab_size, "min_frequency": min_frequency,
+            "text_sha256": digest.hexdigest(), "tokenizers": tokenizers.__version__}
+    directory = cached_artifact(cache_root, "tokenizer", spec,
+                                lambda out: train_bpe(texts, vocab_size, min_frequency, out))
+    return load_tokenizer(directory), directory

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, LR schedules, callbacks, logging and checkpoint plumbing."""

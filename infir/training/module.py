@@ -1,0 +1,127 @@
+"""LightningModule wrapping a transformers causal LM for next-token training.
+
+The loss is computed here from logits and shifted targets (the data already
+provides ``labels = input_ids`` shifted by one), so the bare-PyTorch benchmark
+and this module run the identical computation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from infir.training.schedules import LRSchedule
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy in fp32 over all positions whose label is not ``IGNORE_INDEX``."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX,
+                           reduction=reduction)
+
+
+def build_adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas: Sequence[float],
+                eps: float, fused: bool | None) -> torch.optim.AdamW:
+    """AdamW without decay on norms/biases (1-D tensors); fused kernels where the device has them."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    kwargs = {"lr": lr, "betas": tuple(betas), "eps": eps}
+    if fused is not False:
+        try:
+            return torch.optim.AdamW(groups, fused=True, **kwargs)
+        except (RuntimeError, ValueError) as err:
+            if fused:
+                raise ValueError(f"phase.optimizer.fused=true is not supported here: {err}") from err
+            log.info("fused AdamW unavailable (%s); using the foreach implementation", err)
+    return torch.optim.AdamW(groups, foreach=True, **kwargs)
+
+
+class CausalLMModule(L.LightningModule):
+    """Next-token training with per-domain validation loss and exact-resume RNG state."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: Mapping[str, Any], schedule: LRSchedule,
+                 domains: Sequence[str], tokens_per_step: int) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_cfg = dict(optimizer)
+        self.schedule = schedule
+        self.domains = list(domains)
+        self.tokens_per_step = tokens_per_step
+        self._val_sums: torch.Tensor | None = None
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, use_cache=False).logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = next_token_loss(self(batch["input_ids"]), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.log("train/tokens_seen", float(self.global_step * self.tokens_per_step), on_step=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(len(self.domains), 2, dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        token_loss = next_token_loss(self(batch["input_ids"]), batch["labels"], reduction="none")
+        per_seq = token_loss.view(batch["labels"].shape).sum(dim=1).double()
+        counts = (batch["labels"] != IGNORE_INDEX).sum(dim=1).double()
+        self._val_sums[:, 0].index_add_(0, batch["domain"], per_seq)
+        self._val_sums[:, 1].index_add_(0, batch["domain"], counts)
+
+    def on_validation_epoch_end(self) -> None:
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        metrics = {}
+        for i, domain in enumerate(self.domains):
+            if sums[i, 1] > 0:
+                metrics[f"val/loss/{domain}"] = float(sums[i, 0] / sums[i, 1])
+        total = sums.sum(dim=0)
+        mean_nll = float(total[0] / total[1])
+        metrics["val/loss"] = mean_nll
+        metrics["val/ppl"] = math.exp(min(mean_nll, 50.0))
+        self.log_dict(metrics, sync_dist=False)  # already reduced across ranks above
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip here, not via the Trainer: Lightning refuses Trainer clipping with fused AdamW."""
+        max_norm = self.optimizer_cfg.get("grad_clip")
+        if max_norm:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(max_norm), foreach=True)
+            self.log("train/grad_norm", norm, on_step=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optimizer_cfg
+        optimizer = build_adamw(self.model, lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                                betas=cfg["betas"], eps=cfg["eps"],
+                                # fused AdamW skips Lightning's fp16 grad unscaling: never with 16-mixed
+                                fused=False if str(self.trainer.precision) == "16-mixed" else cfg.get("fused"))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng"] = {"python": random.getstate(), "numpy": np.random.get_state(),
+                             "torch": torch.get_rng_state(),
+                             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("rng")
+        if rng is None:
+            return
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])

@@ -1,0 +1,67 @@
+"""Run-directory plumbing: resume discovery, CSV rewind, the persistent W&B id.
+
+A run directory is deterministic for a given experiment name and overrides,
+so re-running the same command after a kill finds its own checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LAST_CKPT = "last.ckpt"
+
+
+def local_rank() -> int:
+    """Rank known before Lightning starts: its launcher exports it to the worker processes."""
+    return int(os.environ.get("LOCAL_RANK", 0)) + int(os.environ.get("NODE_RANK", 0))
+
+
+def resume_checkpoint(resume: str, checkpoint_dir: Path) -> Path | None:
+    """``auto``: the run's last checkpoint if any; ``never``: none (refuses a dir with checkpoints);
+    anything else: a checkpoint path that must exist."""
+    last = checkpoint_dir / LAST_CKPT
+    if resume == "auto":
+        return last if last.is_file() else None
+    if resume == "never":
+        if last.is_file():
+            raise FileExistsError(f"resume=never but {checkpoint_dir} holds checkpoints of an earlier run; "
+                                  "use resume=auto to continue it or a different name= to start afresh")
+        return None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={resume}: no such checkpoint file")
+    return path
+
+
+def rewind_csv(metrics_csv: Path, last_step: int) -> int:
+    """Drop rows logged after ``last_step`` (by a run killed after its last checkpoint); returns rows dropped."""
+    if not metrics_csv.is_file():
+        return 0
+    with metrics_csv.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames or [], list(reader)
+    kept = [r for r in rows if r.get("step") in (None, "") or int(float(r["step"])) <= last_step]
+    if len(kept) != len(rows):
+        tmp = metrics_csv.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(kept)
+        os.replace(tmp, metrics_csv)
+    return len(rows) - len(kept)
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B id of this run directory, created once, so a resumed run continues the same W&B run."""
+    path = run_dir / "wandb_run_id"
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = uuid.uuid4().hex[:12]
+    path.write_text(run_id)
+    return run_id

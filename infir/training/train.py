@@ -1,0 +1,150 @@
+"""``train(cfg)``: the one function behind ``train.py``.
+
+Order matters: validate the config, find a resumable checkpoint, prepare the
+(cached) data, build model/module/trainer from config, measure the step-0
+baseline, fit, validate at the end, export. W&B is closed whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from infir.config import validate_config
+from infir.data.corpus import prepare_corpus
+from infir.data.datamodule import PackedMixtureDataModule
+from infir.env import configure_offline_defaults
+from infir.models.causal_lm import build_causal_lm, count_parameters, training_flops_per_token
+from infir.training.export import export_hf
+from infir.training.loggers import build_loggers, csv_metrics_path, finish_wandb, log_resolved_config
+from infir.training.module import CausalLMModule
+from infir.training.precision import resolve_precision
+from infir.training.run import local_rank, resume_checkpoint, rewind_csv
+from infir.training.schedules import LRSchedule, warmup_steps_from
+from infir.training.throughput import ThroughputMonitor, peak_flops_per_device
+
+log = logging.getLogger(__name__)
+
+_NON_TRAINER_KEYS = ("peak_flops_per_device", "torch_threads")
+
+
+def _quiet_non_zero_ranks() -> None:
+    """One log file per run: DDP workers (rank > 0) keep console output only."""
+    if local_rank() == 0:
+        return
+    for logger in (logging.getLogger(), logging.getLogger("infir")):
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler):
+                logger.removeHandler(handler)
+
+
+def _run_identity(cfg: DictConfig) -> tuple[Path, str, list[str]]:
+    """(run dir, run name, override tags) from Hydra's runtime, or from ``paths.run_dir`` outside Hydra."""
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        overrides = list(hydra.overrides.task)
+        return Path(hydra.runtime.output_dir), hydra.job.override_dirname or "default", overrides
+    return Path(cfg.paths.run_dir), "default", []
+
+
+def train(cfg: DictConfig) -> float:
+    """Pre-train (or continue) a causal LM as ``cfg`` says; returns ``cfg.optimized_metric``."""
+    configure_offline_defaults()
+    _quiet_non_zero_ranks()
+    validate_config(cfg)
+    run_dir, run_name, overrides = _run_identity(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = run_dir / "checkpoints"
+    resume_from = resume_checkpoint(str(cfg.resume), checkpoint_dir)
+    if cfg.trainer.get("torch_threads"):
+        torch.set_num_threads(int(cfg.trainer.torch_threads))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    sources = {name: instantiate(node) for name, node in cfg.data_mix.sources.items()}
+    corpus = prepare_corpus(sources, dict(cfg.data_mix.weights), cfg.tokenizer, cfg.paths.cache_dir,
+                            phase=cfg.phase.name, allow_synthetic=bool(cfg.data_mix.allow_synthetic),
+                            shard_tokens=int(cfg.data_mix.shard_tokens))
+    tokenizer = corpus.tokenizer
+    datamodule = PackedMixtureDataModule(
+        corpus, dict(cfg.data_mix.weights), seq_len=cfg.phase.seq_len, micro_batch_size=cfg.phase.micro_batch_size,
+        global_batch_size=cfg.phase.global_batch_size, token_budget=cfg.data_mix.token_budget, seed=cfg.seed,
+        val_windows_per_domain=cfg.data_mix.val_windows_per_domain, num_workers=cfg.data_mix.num_workers)
+
+    model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
+                            tokenizer.pad_token_id, init_from=str(cfg.phase.init_from))
+    schedule_cfg = cfg.phase.schedule
+    schedule = LRSchedule(schedule_cfg.kind, datamodule.max_steps,
+                          warmup_steps_from(datamodule.max_steps, schedule_cfg.warmup_steps, schedule_cfg.warmup_ratio),
+                          schedule_cfg.min_lr_ratio, schedule_cfg.decay_fraction)
+    tokens_per_step = cfg.phase.global_batch_size * cfg.phase.seq_len
+    module = CausalLMModule(model, cfg.phase.optimizer, schedule, corpus.domains, tokens_per_step)
+
+    trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k not in _NON_TRAINER_KEYS}
+    precision = resolve_precision(trainer_kwargs.pop("precision"), str(trainer_kwargs.get("accelerator", "auto")))
+    is_rank_zero = local_rank() == 0
+    group = str(cfg.name)
+    loggers = build_loggers(cfg.logger, run_dir, run_name, group, overrides, is_rank_zero)
+    callbacks = [instantiate(cfg.callbacks.checkpoint, dirpath=str(checkpoint_dir))]
+    callbacks += [instantiate(node) for key, node in cfg.callbacks.items() if key not in ("checkpoint",)]
+    failed = True
+    try:
+        trainer = instantiate(OmegaConf.create(trainer_kwargs), precision=precision, logger=loggers or False,
+                              callbacks=callbacks, default_root_dir=str(run_dir), max_steps=datamodule.max_steps,
+                              max_epochs=1, check_val_every_n_epoch=None, use_distributed_sampler=False,
+                              num_sanity_val_steps=0)
+        per_rank = cfg.phase.micro_batch_size * trainer.world_size
+        if cfg.phase.global_batch_size % per_rank:
+            raise ValueError(f"phase.global_batch_size={cfg.phase.global_batch_size} is not divisible by "
+                             f"phase.micro_batch_size x world size = {per_rank}")
+        trainer.accumulate_grad_batches = cfg.phase.global_batch_size // per_rank
+        peak, peak_source = peak_flops_per_device(cfg.trainer.get("peak_flops_per_device"), precision)
+        flops_per_token = training_flops_per_token(model, cfg.phase.seq_len)
+        throughput = ThroughputMonitor(tokens_per_step, flops_per_token, peak, trainer.world_size,
+                                       log_every_n_steps=trainer.log_every_n_steps)
+        trainer.callbacks.append(throughput)
+
+        params = count_parameters(model)
+        summary = {"run_dir": str(run_dir), "parameters": params, "precision": precision,
+                   "max_steps": datamodule.max_steps, "tokens_per_step": tokens_per_step,
+                   "accumulate_grad_batches": trainer.accumulate_grad_batches, "world_size": trainer.world_size,
+                   "peak_flops_per_device": peak, "peak_flops_source": peak_source,
+                   "domains": datamodule.describe(), "tokenizer": str(corpus.tokenizer_dir),
+                   "token_streams": str(corpus.streams_dir), "documents": corpus.stats["documents"]}
+        if is_rank_zero:
+            log.info("run plan:\n%s", json.dumps(summary, indent=2))
+        if loggers:
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+            log_resolved_config(loggers, {**resolved, "run": summary})
+
+        if resume_from is not None:
+            step = int(torch.load(resume_from, map_location="cpu", weights_only=False)["global_step"])
+            metrics_csv = csv_metrics_path(loggers)
+            if is_rank_zero and metrics_csv is not None:
+                dropped = rewind_csv(metrics_csv, step)
+                log.info("resuming from %s (step %d); dropped %d CSV rows logged after it", resume_from, step, dropped)
+        else:
+            trainer.validate(module, datamodule=datamodule, verbose=False)  # the step-0 baseline
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+        if trainer.global_step % int(cfg.trainer.val_check_interval):
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+        export_dir = export_hf(trainer, module, tokenizer, run_dir / "hf_export") if cfg.export else None
+        metric = float(trainer.callback_metrics[cfg.optimized_metric])
+        if trainer.is_global_zero:
+            ckpt = checkpoint_dir / "last.ckpt"
+            print(f"\n[infir] finished {trainer.global_step} steps; {cfg.optimized_metric} = {metric:.4f}\n"
+                  f"[infir] run dir:     {run_dir}\n"
+                  f"[infir] checkpoint:  {ckpt if ckpt.exists() else 'none'}\n"
+                  f"[infir] HF export:   {export_dir or 'disabled (export=false)'}\n"
+                  f"[infir] CSV metrics: {csv_metrics_path(loggers) or 'disabled'}\n"
+                  f"[infir] W&B run:     {run_dir / 'wandb'} (offline: `wandb sync` it to upload)", flush=True)
+        failed = False
+        return metric
+    finally:
+        finish_wandb(failed)
