@@ -62,8 +62,8 @@ def write_stream(texts: Iterable[str], tokenizer: PreTrainedTokenizerBase, out_d
         for ids in encoded:
             pending.append(np.asarray(ids + [eos], dtype=dtype))
             pending_tokens += len(ids) + 1
-        if pending_tokens >= shard_tokens:
-            flush()
+            if pending_tokens >= shard_tokens:
+                flush()
     flush()
     info = {"dtype": dtype.name, "shards": shards, "tokens": sum(s["tokens"] for s in shards),
             "documents": sum(s["documents"] for s in shards)}

@@ -7,6 +7,7 @@ so re-running the same command after a kill finds its own checkpoints.
 from __future__ import annotations
 
 import csv
+import fcntl
 import logging
 import os
 import uuid
@@ -65,3 +66,19 @@ def wandb_run_id(run_dir: Path) -> str:
     run_id = uuid.uuid4().hex[:12]
     path.write_text(run_id)
     return run_id
+
+
+def lock_run_dir(run_dir: Path):
+    """Hold an exclusive lock on the run dir for the life of the process.
+
+    Two processes training into one run dir would interleave checkpoints and logs;
+    the second one fails fast instead. The OS drops the lock when the holder dies
+    (also on kill -9), so a resume never finds a stale lock.
+    """
+    handle = (run_dir / ".lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(f"another process is already training in {run_dir}; wait for it or kill it") from None
+    return handle

@@ -26,7 +26,7 @@ from infir.training.export import export_hf
 from infir.training.loggers import build_loggers, csv_metrics_path, finish_wandb, log_resolved_config
 from infir.training.module import CausalLMModule
 from infir.training.precision import resolve_precision
-from infir.training.run import local_rank, resume_checkpoint, rewind_csv
+from infir.training.run import local_rank, lock_run_dir, resume_checkpoint, rewind_csv
 from infir.training.schedules import LRSchedule, warmup_steps_from
 from infir.training.throughput import ThroughputMonitor, peak_flops_per_device
 
@@ -61,6 +61,7 @@ def train(cfg: DictConfig) -> float:
     validate_config(cfg)
     run_dir, run_name, overrides = _run_identity(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _lock = lock_run_dir(run_dir) if local_rank() == 0 else None  # noqa: F841 (held until exit)
     checkpoint_dir = run_dir / "checkpoints"
     resume_from = resume_checkpoint(str(cfg.resume), checkpoint_dir)
     if cfg.trainer.get("torch_threads"):
