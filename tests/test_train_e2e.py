@@ -87,8 +87,10 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, shared_cache
     os.kill(proc.pid, signal.SIGKILL)  # kill -9: no handlers, no cleanup
     proc.wait()
     assert first_ckpt.exists(), "run ended before its first checkpoint"
-    killed_at = torch.load(killed_out / run_rel / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-    assert killed_at < 80, "the kill came too late to test resuming"
+    from infir.training.run import resume_checkpoint
+
+    resumable = resume_checkpoint("auto", killed_out / run_rel / "checkpoints")
+    assert torch.load(resumable, weights_only=False)["global_step"] < 80, "the kill came too late to test resuming"
 
     resumed = run_train(SMOKE, killed_out, shared_cache)
     assert "resuming from" in resumed.stdout

@@ -15,22 +15,25 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-LAST_CKPT = "last.ckpt"
-
-
 def local_rank() -> int:
     """Rank known before Lightning starts: its launcher exports it to the worker processes."""
     return int(os.environ.get("LOCAL_RANK", 0)) + int(os.environ.get("NODE_RANK", 0))
 
 
 def resume_checkpoint(resume: str, checkpoint_dir: Path) -> Path | None:
-    """``auto``: the run's last checkpoint if any; ``never``: none (refuses a dir with checkpoints);
-    anything else: a checkpoint path that must exist."""
-    last = checkpoint_dir / LAST_CKPT
+    """``auto``: the run's newest checkpoint if any; ``never``: none (refuses a dir with checkpoints);
+    anything else: a checkpoint path that must exist.
+
+    Newest by modification time, not ``last.ckpt`` by name: a kill between writing a
+    periodic checkpoint and refreshing ``last.ckpt`` leaves the periodic one newer.
+    Checkpoints are written atomically, so every file present is complete.
+    """
+    existing = sorted(checkpoint_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime) \
+        if checkpoint_dir.is_dir() else []
     if resume == "auto":
-        return last if last.is_file() else None
+        return existing[-1] if existing else None
     if resume == "never":
-        if last.is_file():
+        if existing:
             raise FileExistsError(f"resume=never but {checkpoint_dir} holds checkpoints of an earlier run; "
                                   "use resume=auto to continue it or a different name= to start afresh")
         return None
