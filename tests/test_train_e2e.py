@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO, last_value, read_metrics, run_train
+from wandb_records import run_record
 
 SMOKE = ["debug=smoke", "model=nano"]
 
@@ -101,34 +102,27 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, shared_cache
     assert last_value(a, "val/loss") == last_value(b, "val/loss")
     steps_b = [int(r["step"]) for r in b if r.get("train/loss")]
     assert len(steps_b) == len(set(steps_b)), "rows logged after the last checkpoint were not rewound"
-    assert (killed_out / run_rel / "wandb_run_id").read_text() and \
-        len(list((killed_out / run_rel / "wandb").glob("offline-run-*"))) >= 1
+    run_id = (killed_out / run_rel / "wandb_run_id").read_text()
+    attempts = list((killed_out / run_rel / "wandb").rglob("run-*.wandb"))
+    assert len(attempts) == 2 and {run_record(f).run_id for f in attempts} == {run_id}  # one W&B run, resumed
 
 
 def test_multirun_gives_each_job_its_own_dir_and_wandb_run_in_one_group(tmp_path, shared_cache):
     run_train(["-m", "debug=smoke", "model=nano,tiny", "seed=1,2", "data_mix.token_budget=5120"],
               tmp_path, shared_cache)
-    jobs = sorted(p for p in (tmp_path / "embedded_pretrain" / "multirun").iterdir() if p.is_dir()
-                  and not p.name.startswith("."))
-    names = sorted(p.name for p in jobs)
-    assert len(jobs) == 4 and len(set(names)) == 4, names
-    groups = set()
+    jobs = sorted(p for p in (tmp_path / "embedded_pretrain" / "multirun").iterdir()
+                  if p.is_dir() and not p.name.startswith("."))
+    assert len(jobs) == 4, [p.name for p in jobs]
+    records = []
     for job in jobs:
-        runs = list((job / "wandb").glob("offline-run-*"))
-        assert len(runs) == 1, job
         assert (job / "csv" / "metrics.csv").is_file() and (job / "hf_export" / "config.json").is_file()
-        meta = json.loads((job / "wandb" / runs[0].name / "files" / "wandb-metadata.json").read_text()) \
-            if (runs[0] / "files" / "wandb-metadata.json").exists() else {}
-        groups.add(_wandb_group(runs[0]) or meta.get("group"))
-    assert groups == {"embedded_pretrain"}
-
-
-def _wandb_group(run_dir: Path) -> str | None:
-    """Read the group from the offline run's config files (W&B stores it in the run record)."""
-    for path in run_dir.rglob("*.wandb"):
-        blob = path.read_bytes()
-        return "embedded_pretrain" if b"embedded_pretrain" in blob else None
-    return None
+        files = list((job / "wandb").rglob("run-*.wandb"))
+        assert len(files) == 1, job
+        records.append(run_record(files[0]))
+    assert {r.run_group for r in records} == {"embedded_pretrain"}
+    assert len({r.run_id for r in records}) == 4
+    assert {r.display_name for r in records} == {p.name for p in jobs}
+    assert all("model=nano" in r.tags or "model=tiny" in r.tags for r in records)
 
 
 def test_ddp_two_cpu_processes_match_single_process_with_one_set_of_outputs(tmp_path, shared_cache):
