@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 
-_TORCHVISION_MISSING_OPS = {
-    "nms": "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-    "qnms": "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-}
+_TORCHVISION_MISSING_OPS = (
+    "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+    "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+)
 _guard_library = None  # kept alive: dropping the Library object unregisters the schemas
 
 
@@ -32,7 +32,7 @@ def install_torchvision_op_guard() -> bool:
     except (AttributeError, RuntimeError):
         pass
     _guard_library = torch.library.Library("torchvision", "FRAGMENT")
-    for name, schema in _TORCHVISION_MISSING_OPS.items():
+    for schema in _TORCHVISION_MISSING_OPS:
         try:
             _guard_library.define(schema)
         except RuntimeError:  # already defined by a partially loaded extension

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from transformers import PreTrainedTokenizerBase
 
 from infir.data.cache import cached_artifact, content_key
-from infir.data.documents import HELDOUT_EVAL, TRAIN, VALIDATION, Document
+from infir.data.documents import HELDOUT_EVAL, SPLITS, TRAIN, VALIDATION, Document
 from infir.data.token_shards import write_stream
 from infir.models.tokenizer import trained_or_loaded_tokenizer
 
@@ -65,7 +65,7 @@ def collect_documents(sources: Mapping[str, DocumentSource]) -> dict[str, dict[s
     grouped: dict[str, dict[str, list[Document]]] = defaultdict(lambda: defaultdict(list))
     for name, source in sources.items():
         for doc in source.documents():
-            if doc.split not in (TRAIN, VALIDATION, HELDOUT_EVAL):
+            if doc.split not in SPLITS:
                 raise ValueError(f"data_mix.sources.{name}: document {doc.id} has unknown split {doc.split!r}")
             grouped[doc.domain][doc.split].append(doc)
     return grouped

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig
 
 from infir.training.run import wandb_run_id
@@ -24,7 +24,7 @@ def build_loggers(logger_cfg: DictConfig, run_dir: Path, run_name: str, group: s
                   tags: Sequence[str], is_rank_zero: bool) -> list[Logger]:
     """Instantiate the configured loggers with this run's directory, name, group, tags and W&B id."""
     loggers: list[Logger] = []
-    for key, node in (logger_cfg or {}).items():
+    for node in (logger_cfg or {}).values():
         target = node.get("_target_", "")
         if target.endswith("WandbLogger"):
             run_id = wandb_run_id(run_dir) if is_rank_zero else None
@@ -58,9 +58,3 @@ def finish_wandb(failed: bool) -> None:
     if wandb.run is not None:
         wandb.finish(exit_code=1 if failed else 0)
 
-
-def wandb_dir(loggers: Sequence[Logger]) -> str | None:
-    for lg in loggers:
-        if isinstance(lg, WandbLogger) and lg._experiment is not None:
-            return str(lg.experiment.dir)
-    return None
