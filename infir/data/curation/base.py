@@ -1,0 +1,78 @@
+"""What every curation stage shares: per-document filters and per-stage accounting.
+
+A filter answers one question per document: the reason to drop it, or ``None`` to keep it.
+Reasons are short snake_case strings (``gopher_min_words``) and become the funnel's
+``dropped`` keys, so read = kept + sum(dropped) always holds.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from infir.data.documents import Document
+
+
+class DocumentFilter(ABC):
+    """A per-document keep/drop rule. Must be picklable (it runs in worker processes)."""
+
+    name: str = "filter"
+
+    @abstractmethod
+    def drop_reason(self, doc: Document) -> str | None:
+        """Why ``doc`` should be dropped, or ``None`` to keep it."""
+
+
+@dataclass
+class StageOutput:
+    kept: list[Document]
+    dropped: list[tuple[Document, str]]
+
+
+@dataclass
+class StageStats:
+    """Counts of one stage: read = kept + sum(dropped.values())."""
+
+    name: str
+    read: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def add(self, output: StageOutput, seconds: float) -> None:
+        self.read += len(output.kept) + len(output.dropped)
+        self.kept += len(output.kept)
+        self.dropped.update(reason for _, reason in output.dropped)
+        self.seconds += seconds
+
+    def merge(self, other: StageStats) -> None:
+        self.read += other.read
+        self.kept += other.kept
+        self.dropped.update(other.dropped)
+        self.seconds += other.seconds
+
+    def check(self) -> None:
+        if self.read != self.kept + sum(self.dropped.values()):
+            raise AssertionError(f"stage {self.name}: read {self.read} != kept {self.kept} + dropped "
+                                 f"{dict(self.dropped)}")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "read": self.read, "kept": self.kept, "dropped": dict(self.dropped),
+                "seconds": round(self.seconds, 3)}
+
+
+def run_filters(filters: Sequence[DocumentFilter], docs: Iterable[Document]) -> StageOutput:
+    """Apply filters in order; the first one that objects names the drop reason."""
+    kept: list[Document] = []
+    dropped: list[tuple[Document, str]] = []
+    for doc in docs:
+        for f in filters:
+            reason = f.drop_reason(doc)
+            if reason is not None:
+                dropped.append((doc, reason))
+                break
+        else:
+            kept.append(doc)
+    return StageOutput(kept, dropped)
