@@ -19,6 +19,7 @@ from infir.data.corpus import PreparedCorpus
 from infir.data.documents import TRAIN, VALIDATION
 from infir.data.mixture import GlobalOrderBatchSampler, MixtureDataset, MixturePlan, WindowDataset
 from infir.data.token_shards import TokenStream
+from infir.models.tokenizer import token_byte_lengths
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class PackedMixtureDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.val_windows_per_domain = val_windows_per_domain
         self.sequences_consumed = 0
+        self.byte_lengths = token_byte_lengths(corpus.tokenizer, max(len(corpus.tokenizer), 1))
         self.train_streams = [TokenStream(corpus.stream_dir(d, TRAIN), seq_len) for d in self.domains]
         self.val_streams = [TokenStream(corpus.stream_dir(d, VALIDATION), seq_len) for d in self.domains]
         for domain, stream in zip(self.domains, self.val_streams):
@@ -72,7 +74,7 @@ class PackedMixtureDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        dataset = ConcatDataset([WindowDataset(s, i, self.val_windows_per_domain)
+        dataset = ConcatDataset([WindowDataset(s, i, self.val_windows_per_domain, self.byte_lengths)
                                  for i, s in enumerate(self.val_streams)])
         indices = np.arange(rank, len(dataset), world).tolist()  # ranks split validation; sums are all-reduced
         return DataLoader(dataset, batch_size=self.micro_batch_size, sampler=indices,

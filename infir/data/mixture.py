@@ -101,18 +101,28 @@ class MixtureDataset(Dataset):
 
 
 class WindowDataset(Dataset):
-    """Fixed evaluation windows of one stream (validation is the same every time)."""
+    """Fixed evaluation windows of one stream (validation is the same every time).
 
-    def __init__(self, stream: TokenStream, domain: int, max_windows: int | None = None) -> None:
+    With ``byte_lengths`` (bytes per token id) each item also carries ``n_bytes``, the
+    UTF-8 size of its targets, so NLL can be reported per byte, comparable across tokenizers.
+    """
+
+    def __init__(self, stream: TokenStream, domain: int, max_windows: int | None = None,
+                 byte_lengths: np.ndarray | None = None) -> None:
         self.stream = stream
         self.domain = domain
         self.n = stream.n_windows if max_windows is None else min(stream.n_windows, max_windows)
+        self.byte_lengths = byte_lengths
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return window_item(self.stream.window(i), self.domain)
+        window = self.stream.window(i)
+        item = window_item(window, self.domain)
+        if self.byte_lengths is not None:
+            item["n_bytes"] = torch.tensor(int(self.byte_lengths[window[1:]].sum()))
+        return item
 
 
 def window_item(window: np.ndarray, domain: int) -> dict[str, torch.Tensor]:

@@ -70,3 +70,23 @@ def trained_or_loaded_tokenizer(path: str | None, texts: list[str], vocab_size: 
     directory = cached_artifact(cache_root, "tokenizer", spec,
                                 lambda out: train_bpe(texts, vocab_size, min_frequency, out))
     return load_tokenizer(directory), directory
+
+
+def token_byte_lengths(tokenizer: PreTrainedTokenizerBase, size: int) -> "np.ndarray":
+    """UTF-8 bytes each token id stands for (special tokens: 0), for tokenizer-independent bits per byte.
+
+    Byte-level BPE (ours, GPT-2, Llama-3) maps every byte to one alphabet character, so a
+    token's byte count is its string length; other tokenizers fall back to decoding each id.
+    """
+    import numpy as np
+
+    lengths = np.zeros(size, dtype=np.int64)
+    special = set(tokenizer.all_special_ids)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    byte_level = backend is not None and "ByteLevel" in type(backend.decoder).__name__ + repr(backend.decoder)
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    for token_id, token in enumerate(vocab):
+        if token_id in special or token is None:
+            continue
+        lengths[token_id] = len(token) if byte_level else len(tokenizer.decode([token_id]).encode("utf-8"))
+    return lengths

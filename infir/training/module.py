@@ -74,7 +74,8 @@ class CausalLMModule(L.LightningModule):
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
 
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(len(self.domains), 2, dtype=torch.float64, device=self.device)
+        # per domain: summed NLL (nats), target tokens, target UTF-8 bytes
+        self._val_sums = torch.zeros(len(self.domains), 3, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         token_loss = next_token_loss(self(batch["input_ids"]), batch["labels"], reduction="none")
@@ -82,6 +83,8 @@ class CausalLMModule(L.LightningModule):
         counts = (batch["labels"] != IGNORE_INDEX).sum(dim=1).double()
         self._val_sums[:, 0].index_add_(0, batch["domain"], per_seq)
         self._val_sums[:, 1].index_add_(0, batch["domain"], counts)
+        if "n_bytes" in batch:
+            self._val_sums[:, 2].index_add_(0, batch["domain"], batch["n_bytes"].double())
 
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
@@ -89,10 +92,14 @@ class CausalLMModule(L.LightningModule):
         for i, domain in enumerate(self.domains):
             if sums[i, 1] > 0:
                 metrics[f"val/loss/{domain}"] = float(sums[i, 0] / sums[i, 1])
+            if sums[i, 2] > 0:
+                metrics[f"val/bpb/{domain}"] = float(sums[i, 0] / sums[i, 2] / math.log(2))
         total = sums.sum(dim=0)
         mean_nll = float(total[0] / total[1])
         metrics["val/loss"] = mean_nll
         metrics["val/ppl"] = math.exp(min(mean_nll, 50.0))
+        if total[2] > 0:  # bits per byte: comparable across tokenizers (the curation ablation's metric)
+            metrics["val/bpb"] = float(total[0] / total[2] / math.log(2))
         self.log_dict(metrics, sync_dist=False)  # already reduced across ranks above
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:

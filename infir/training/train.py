@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from infir.config import validate_config
+from infir.data.curation.app import curated_sources
 from infir.data.corpus import prepare_corpus
 from infir.data.datamodule import PackedMixtureDataModule
 from infir.env import configure_offline_defaults
@@ -68,11 +69,15 @@ def train(cfg: DictConfig) -> float:
         torch.set_num_threads(int(cfg.trainer.torch_threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    sources = {name: instantiate(node) for name, node in cfg.data_mix.sources.items()}
+    sources = curated_sources(cfg)
     corpus = prepare_corpus(sources, dict(cfg.data_mix.weights), cfg.tokenizer, cfg.paths.cache_dir,
                             phase=cfg.phase.name, allow_synthetic=bool(cfg.data_mix.allow_synthetic),
                             shard_tokens=int(cfg.data_mix.shard_tokens))
     tokenizer = corpus.tokenizer
+    funnels = {name: s.result.funnel for name, s in sources.items() if getattr(s, "result", None) is not None}
+    if funnels and local_rank() == 0:
+        (run_dir / "curation_funnel.json").write_text(json.dumps({"recipe": cfg.curation.name, "funnels": funnels},
+                                                                 indent=2))
     datamodule = PackedMixtureDataModule(
         corpus, dict(cfg.data_mix.weights), seq_len=cfg.phase.seq_len, micro_batch_size=cfg.phase.micro_batch_size,
         global_batch_size=cfg.phase.global_batch_size, token_budget=cfg.data_mix.token_budget, seed=cfg.seed,

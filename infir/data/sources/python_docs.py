@@ -18,7 +18,8 @@ def chunk_paragraphs(text: str, chunk_chars: int) -> list[str]:
     chunks, current = [], []
     size = 0
     for para in text.split("\n\n"):
-        if current and size + len(para) > chunk_chars:
+        # never cut after a paragraph that introduces the next one ("For example:")
+        if current and size + len(para) > chunk_chars and not current[-1].rstrip().endswith(":"):
             chunks.append("\n\n".join(current))
             current, size = [], 0
         current.append(para)

@@ -30,6 +30,7 @@ from infir.data.sources.procedural import split_problems
 from infir.data.sources.python_docs import PythonDocsSource
 from infir.data.sources.stdlib_code import StdlibCodeSource
 
+PROCEDURAL_VALIDATION, PROCEDURAL_HELDOUT = 200, 500  # ProceduralSource's defaults
 NOISE_KINDS = ("boilerplate", "spam", "exact_duplicate", "near_duplicate", "non_english", "colon_stub",
                "contaminated")
 
@@ -103,6 +104,11 @@ def _near_duplicate(rng: random.Random, text: str, edit_rate: float) -> str:
     return "\n".join(out)
 
 
+def _provenance(doc: Document) -> dict[str, str]:
+    """What a crawler would record again for a copy (file path and language), not labels."""
+    return {k: doc.metadata[k] for k in ("path", "language") if k in doc.metadata}
+
+
 def _paste(rng: random.Random, host: str, item: str) -> str:
     paragraphs = host.split("\n\n")
     at = rng.randint(0, len(paragraphs))
@@ -127,7 +133,7 @@ class RawCrawlSource:
     name = "raw_crawl"
 
     def __init__(self, seed: int = 0, noise: Mapping[str, int] | None = None, max_code_files: int = 300,
-                 n_procedural: int = 600, near_duplicate_edit_rate: float = 0.03) -> None:
+                 n_procedural: int = 600, near_duplicate_edit_rate: float = 0.005) -> None:
         self.seed = seed
         self.noise = dict(noise or {"boilerplate": 150, "spam": 100, "exact_duplicate": 80, "near_duplicate": 200,
                                     "non_english": 150, "colon_stub": 100, "contaminated": 150})
@@ -146,7 +152,10 @@ class RawCrawlSource:
         docs = [d for d in PythonDocsSource().documents() if d.split == TRAIN]
         docs += [d for d in StdlibCodeSource(max_files=self.max_code_files).documents() if d.split == TRAIN]
         docs += [d for d in champ.documents() if d.split == TRAIN]
-        docs += [p.to_document(TRAIN, i) for i, p in enumerate(split_problems(self.seed, self.n_procedural, 0, 0)[TRAIN])]
+        # Drawn with the default validation/held-out sizes so the train problems exclude those
+        # splits' questions (split_problems removes collisions only within one call).
+        procedural = split_problems(self.seed, self.n_procedural, PROCEDURAL_VALIDATION, PROCEDURAL_HELDOUT)[TRAIN]
+        docs += [p.to_document(TRAIN, i) for i, p in enumerate(procedural)]
         return [Document(f"clean/{d.id}", d.text, d.source, d.domain, {**d.metadata, "noise": "clean"}) for d in docs]
 
     def documents(self) -> Iterator[Document]:
@@ -166,11 +175,11 @@ class RawCrawlSource:
             text, lang = _non_english(rng)
             add("non_english", text, "prose", language=lang)
         for original in rng.sample(clean, min(len(clean), self.noise.get("exact_duplicate", 0))):
-            add("exact_duplicate", original.text, original.domain, duplicate_of=original.id)
+            add("exact_duplicate", original.text, original.domain, duplicate_of=original.id, **_provenance(original))
         for original in rng.sample(prose_like + [d for d in clean if d.domain == "code"],
                                    self.noise.get("near_duplicate", 0)):
             add("near_duplicate", _near_duplicate(rng, original.text, self.edit_rate), original.domain,
-                duplicate_of=original.id)
+                duplicate_of=original.id, **_provenance(original))
         champ_train = [d for d in clean if d.source == "champ"]
         for _ in range(self.noise.get("colon_stub", 0)):
             problem = rng.choice(champ_train).text.split("\nSolution:")[0]

@@ -1,0 +1,65 @@
+"""What ``python -m infir.data`` does, and the recipe plumbing ``train.py`` shares."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from infir.data.curation.pipeline import CuratedSource, curate
+from infir.data.curation.runner import Stage, format_funnel
+from infir.data.doc_io import InputSpec
+from infir.data.documents import TRAIN
+
+log = logging.getLogger(__name__)
+
+
+def build_stages(curation_cfg: DictConfig) -> tuple[list[Stage], dict[str, Any]]:
+    """Instantiate the recipe's stages (in config order) and return its plain spec for cache keys."""
+    spec = OmegaConf.to_container(curation_cfg, resolve=True)
+    stages = [instantiate(node, name=name, _convert_="all") for name, node in (curation_cfg.stages or {}).items()]
+    return stages, spec
+
+
+def curated_sources(cfg: DictConfig) -> dict[str, Any]:
+    """The mix's sources, with those named in ``data_mix.curate`` wrapped in the curation recipe."""
+    sources = {name: instantiate(node) for name, node in cfg.data_mix.sources.items()}
+    names = list(cfg.data_mix.get("curate") or [])
+    unknown = sorted(set(names) - set(sources))
+    if unknown:
+        raise ValueError(f"data_mix.curate names unknown sources {unknown} (sources: {sorted(sources)})")
+    if not names:
+        return sources
+    stages, spec = build_stages(cfg.curation)
+    for name in names:
+        sources[name] = CuratedSource(sources[name], stages, spec, cfg.paths.cache_dir,
+                                      workers=int(cfg.curation.workers), docs_per_shard=int(cfg.curation.docs_per_shard))
+    return sources
+
+
+def run_curation_app(cfg: DictConfig) -> None:
+    stages, spec = build_stages(cfg.curation)
+    if cfg.get("inputs"):
+        inputs = [InputSpec(**OmegaConf.to_container(node, resolve=True)) for node in cfg.inputs]
+        result = curate(stages, spec, cfg.paths.cache_dir, inputs=inputs, workers=int(cfg.curation.workers),
+                        docs_per_shard=int(cfg.curation.docs_per_shard), write_excluded=bool(cfg.write_excluded))
+        results = {"inputs": result}
+    else:
+        names = list(cfg.data_mix.get("curate") or [])
+        if not names:
+            raise ValueError(f"data_mix={cfg.data_mix.name} curates no source (data_mix.curate is empty); "
+                             "pick a mix with curated sources or pass inputs=[...]")
+        results = {}
+        for name in names:
+            source = instantiate(cfg.data_mix.sources[name])
+            train = (d for d in source.documents() if d.split == TRAIN)
+            results[name] = curate(stages, spec, cfg.paths.cache_dir, documents=train,
+                                   documents_fingerprint=source.fingerprint(), workers=int(cfg.curation.workers),
+                                   docs_per_shard=int(cfg.curation.docs_per_shard),
+                                   write_excluded=bool(cfg.write_excluded))
+    for name, result in results.items():
+        print(f"\n[infir] curation recipe '{cfg.curation.name}' over {name}: {len(result.output_shards)} shards in "
+              f"{Path(result.work_dir)}\n{format_funnel(result.funnel)}", flush=True)

@@ -1,0 +1,148 @@
+"""From inputs and a recipe to curated shards, cached by (recipe, inputs).
+
+``curate`` is what both ``python -m infir.data`` and ``train.py`` call: the
+same recipe over the same inputs is computed once and reused; a killed run
+resumes shard by shard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from infir.data.cache import content_key
+from infir.data.curation.base import StageStats
+from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, _stats_path, _write_stats
+from infir.data.doc_io import InputSpec, Rejections, file_fingerprint, read_documents, read_jsonl_gz, write_jsonl_gz
+from infir.data.documents import TRAIN, Document
+
+log = logging.getLogger(__name__)
+
+
+def _chunks(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
+    for doc in docs:
+        chunk.append(doc)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def ingest_documents(docs: Iterable[Document], out_dir: Path, docs_per_shard: int) -> tuple[list[Path], StageStats]:
+    """Shard in-memory documents (embedded sources) into the read stage."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = StageStats("read")
+    shards = []
+    for i, chunk in enumerate(_chunks(docs, docs_per_shard)):
+        shard = out_dir / f"shard_{i:05d}.jsonl.gz"
+        if not _stats_path(shard).is_file():
+            write_jsonl_gz(chunk, shard)
+            _write_stats(_stats_path(shard), StageStats("read", len(chunk), len(chunk)))
+        stats.read += len(chunk)
+        stats.kept += len(chunk)
+        shards.append(shard)
+    return shards, stats
+
+
+def ingest_inputs(inputs: Sequence[InputSpec], out_dir: Path, docs_per_shard: int) -> tuple[list[Path], StageStats]:
+    """Read files (jsonl, parquet, HF datasets, folders) into shards; bad records are counted, not lost."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = StageStats("read")
+    shards: list[Path] = []
+    for n, spec in enumerate(inputs):
+        done = out_dir / f"input_{n:03d}.done.json"
+        if done.is_file():
+            record = json.loads(done.read_text())
+        else:
+            rejections = Rejections()
+            start = time.perf_counter()
+            written = []
+            for i, chunk in enumerate(_chunks(read_documents(spec, rejections), docs_per_shard)):
+                shard = out_dir / f"shard_{n:03d}_{i:05d}.jsonl.gz"
+                write_jsonl_gz(chunk, shard)
+                written.append((shard.name, len(chunk)))
+            record = {"shards": written, "rejected": dict(rejections.counts), "samples": rejections.samples,
+                      "seconds": time.perf_counter() - start}
+            tmp = done.with_name(f".{done.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, done)
+        kept = sum(count for _, count in record["shards"])
+        rejected = sum(record["rejected"].values())
+        stats.read += kept + rejected
+        stats.kept += kept
+        stats.dropped.update(record["rejected"])
+        stats.seconds += record["seconds"]
+        shards += [out_dir / name for name, _ in record["shards"]]
+    return shards, stats
+
+
+def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Path, *,
+           documents: Iterable[Document] | None = None, documents_fingerprint: str | None = None,
+           inputs: Sequence[InputSpec] = (), workers: int = 1, docs_per_shard: int = 500,
+           write_excluded: bool = False, progress: bool = True) -> CurationResult:
+    """Run ``stages`` over ``documents`` (with their fingerprint) or over file ``inputs``; cached."""
+    if (documents is None) == (not inputs):
+        raise ValueError("curate: give either documents (with documents_fingerprint) or inputs")
+    if documents is not None and not documents_fingerprint:
+        raise ValueError("curate: documents need a documents_fingerprint for the cache key")
+    fingerprints = [documents_fingerprint] if documents is not None else \
+        [[spec.__dict__, file_fingerprint(Path(spec.path))] for spec in inputs]
+    key = content_key({"recipe": recipe, "inputs": fingerprints, "docs_per_shard": docs_per_shard})
+    work_dir = Path(cache_dir) / "curation" / key
+    manifest = work_dir / MANIFEST
+    if manifest.is_file():
+        saved = json.loads(manifest.read_text())
+        log.info("curation %s: reusing %s", recipe.get("name"), work_dir)
+        return CurationResult([work_dir / p for p in saved["output_shards"]], saved["funnel"], work_dir)
+    read_dir = work_dir / "00_read"
+    if documents is not None:
+        shards, read_stats = ingest_documents(documents, read_dir, docs_per_shard)
+    else:
+        shards, read_stats = ingest_inputs(inputs, read_dir, docs_per_shard)
+    result = CurationRunner(stages, work_dir, workers, write_excluded, progress).run(shards, read_stats)
+    record = {"recipe": recipe, "inputs": fingerprints, "funnel": result.funnel,
+              "output_shards": [str(p.relative_to(work_dir)) for p in result.output_shards]}
+    tmp = manifest.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(tmp, manifest)
+    return result
+
+
+class CuratedSource:
+    """A document source whose training split passes through a curation recipe (cached).
+
+    Validation and held-out documents are passed through untouched: they are the
+    clean evaluation text every recipe is compared on.
+    """
+
+    def __init__(self, source: Any, stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Path,
+                 workers: int = 1, docs_per_shard: int = 500) -> None:
+        self.source = source
+        self.name = source.name
+        self.domain = getattr(source, "domain", "mixed")
+        self.stages = list(stages)
+        self.recipe = recipe
+        self.cache_dir = cache_dir
+        self.workers = workers
+        self.docs_per_shard = docs_per_shard
+        self.result: CurationResult | None = None
+
+    def fingerprint(self) -> str:
+        return content_key({"source": self.source.fingerprint(), "recipe": self.recipe})
+
+    def documents(self) -> Iterator[Document]:
+        train, rest = [], []
+        for doc in self.source.documents():
+            (train if doc.split == TRAIN else rest).append(doc)
+        self.result = curate(self.stages, self.recipe, self.cache_dir, documents=train,
+                             documents_fingerprint=self.source.fingerprint(), workers=self.workers,
+                             docs_per_shard=self.docs_per_shard, progress=False)
+        yield from self.result.documents()
+        yield from rest

@@ -1,0 +1,66 @@
+"""Stage adapters the runner executes: a chain of filters, and the global dedup stage.
+
+Each adapter holds only picklable configuration; heavy state (models, indexes)
+is built lazily inside the worker that uses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from infir.data.curation.base import DocumentFilter, StageOutput, run_filters
+from infir.data.documents import Document
+
+log = logging.getLogger(__name__)
+
+
+class FilterStage:
+    """A map stage applying ``filters`` in order (first objection names the drop reason)."""
+
+    def __init__(self, name: str, filters: Sequence[DocumentFilter]) -> None:
+        if not filters:
+            raise ValueError(f"curation stage {name}: needs at least one filter")
+        self.name = name
+        self.filters = list(filters)
+
+    def __call__(self, docs: list[Document]) -> StageOutput:
+        return run_filters(self.filters, docs)
+
+
+class MinHashDedupStage:
+    """Global near-duplicate removal: per-shard signatures in the pool, one clustering over all shards.
+
+    ``decide`` returns the survivor ids and cluster ids; ``apply`` drops non-survivors
+    (``exact_duplicate`` / ``near_duplicate``) and tags kept cluster members.
+    """
+
+    def __init__(self, name: str, threshold: float = 0.8, num_perm: int = 112, ngram: int = 5, seed: int = 1,
+                 fp_weight: float = 0.5, fn_weight: float = 0.5) -> None:
+        self.name = name
+        self.threshold, self.num_perm, self.ngram, self.seed = threshold, num_perm, ngram, seed
+        self.fp_weight, self.fn_weight = fp_weight, fn_weight
+
+    def _deduplicator(self):
+        from infir.data.curation.dedup import MinHashDeduplicator
+
+        return MinHashDeduplicator(self.threshold, self.num_perm, self.ngram, self.seed,
+                                   fp_weight=self.fp_weight, fn_weight=self.fn_weight)
+
+    def summarise(self, docs: list[Document]) -> tuple[list[str], np.ndarray, list[int]]:
+        from infir.data.curation.dedup import signatures_and_keys
+
+        signatures, keys = signatures_and_keys([d.text for d in docs], self.num_perm, self.ngram, self.seed)
+        return [d.id for d in docs], signatures, list(keys)
+
+    def decide(self, summaries: Sequence[tuple[list[str], np.ndarray, list[int]]]):
+        dedup = self._deduplicator()
+        log.info("minhash dedup: threshold %.2f -> %d bands x %d rows", self.threshold, dedup.bands, dedup.rows)
+        for ids, signatures, keys in summaries:
+            dedup.add(ids, signatures, keys)
+        return dedup
+
+    def apply(self, docs: list[Document], decision) -> StageOutput:
+        return decision.apply(docs)
