@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from infir.data.cache import cached_artifact
@@ -72,14 +73,12 @@ def trained_or_loaded_tokenizer(path: str | None, texts: list[str], vocab_size: 
     return load_tokenizer(directory), directory
 
 
-def token_byte_lengths(tokenizer: PreTrainedTokenizerBase, size: int) -> "np.ndarray":
+def token_byte_lengths(tokenizer: PreTrainedTokenizerBase, size: int) -> np.ndarray:
     """UTF-8 bytes each token id stands for (special tokens: 0), for tokenizer-independent bits per byte.
 
     Byte-level BPE (ours, GPT-2, Llama-3) maps every byte to one alphabet character, so a
     token's byte count is its string length; other tokenizers fall back to decoding each id.
     """
-    import numpy as np
-
     lengths = np.zeros(size, dtype=np.int64)
     special = set(tokenizer.all_special_ids)
     backend = getattr(tokenizer, "backend_tokenizer", None)

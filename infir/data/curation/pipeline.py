@@ -18,7 +18,7 @@ from typing import Any
 from infir.data.cache import content_key
 from infir.data.curation.base import StageStats
 from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, _stats_path, _write_stats
-from infir.data.doc_io import InputSpec, Rejections, file_fingerprint, read_documents, read_jsonl_gz, write_jsonl_gz
+from infir.data.doc_io import InputSpec, Rejections, file_fingerprint, read_documents, write_jsonl_gz
 from infir.data.documents import TRAIN, Document
 
 log = logging.getLogger(__name__)
