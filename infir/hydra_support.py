@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 from omegaconf import OmegaConf
 
@@ -22,3 +23,7 @@ def run_name(override_dirname: str) -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("infir_run_name"):
         OmegaConf.register_new_resolver("infir_run_name", run_name)
+    if not OmegaConf.has_resolver("infir_cwd"):
+        # The launch directory, also where ${hydra:runtime.cwd} is not available yet
+        # (a multirun's sweep dir is resolved before any job's Hydra config exists).
+        OmegaConf.register_new_resolver("infir_cwd", os.getcwd)

@@ -1,0 +1,115 @@
+"""Compare the runs of a data-quality multirun: a markdown table and a PNG plot.
+
+    python experiments/data_quality/compare.py outputs/data_quality/multirun [--out experiments/data_quality]
+
+Reads every job folder (Hydra's ``.hydra/config.yaml``, ``csv/metrics.csv``,
+``curation_funnel.json``) and reports, per curation recipe, the final held-out
+bits per byte on clean validation text (overall and per domain) next to what the
+recipe kept. Lower is better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+RECIPE_ORDER = ["raw", "heuristic", "heuristic_dedup", "heuristic_dedup_decontam", "full"]
+
+
+def _final_metrics(metrics_csv: Path) -> dict[str, float]:
+    """The last logged value of every val/* metric (the end-of-training validation)."""
+    last: dict[str, float] = {}
+    with metrics_csv.open(newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key.startswith("val/") and value not in (None, ""):
+                    last[key] = float(value)
+            if row.get("val/bpb"):
+                last["step"] = float(row["step"])
+    return last
+
+
+def load_results(multirun_dir: str | Path) -> list[dict]:
+    """One record per job: recipe, final val metrics, kept documents and the job folder."""
+    records = []
+    for job in sorted(Path(multirun_dir).iterdir()):
+        config_path, metrics_csv = job / ".hydra" / "config.yaml", job / "csv" / "metrics.csv"
+        if not (config_path.is_file() and metrics_csv.is_file()):
+            continue
+        config = yaml.safe_load(config_path.read_text())
+        record = {"recipe": config["curation"]["name"], "seed": config["seed"], "job": job.name,
+                  **_final_metrics(metrics_csv)}
+        funnel_path = job / "curation_funnel.json"
+        if funnel_path.is_file():
+            funnels = json.loads(funnel_path.read_text())["funnels"]
+            record["docs_in"] = sum(f[0]["read"] for f in funnels.values())
+            record["docs_kept"] = sum(f[-1]["kept"] for f in funnels.values())
+        records.append(record)
+    if not records:
+        raise FileNotFoundError(f"no finished jobs (with .hydra/config.yaml and csv/metrics.csv) in {multirun_dir}")
+    rank = {name: i for i, name in enumerate(RECIPE_ORDER)}
+    return sorted(records, key=lambda r: (rank.get(r["recipe"], len(rank)), r["recipe"], r["seed"]))
+
+
+def domains_of(records: list[dict]) -> list[str]:
+    return sorted({k.split("/")[-1] for r in records for k in r if k.startswith("val/bpb/")})
+
+
+def markdown_table(records: list[dict]) -> str:
+    domains = domains_of(records)
+    baseline = next((r["val/bpb"] for r in records if r["recipe"] == "raw"), None)
+    head = ["recipe", "seed", "docs kept / in", "val bpb", "vs raw"] + [f"bpb {d}" for d in domains]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in records:
+        delta = f"{100 * (r['val/bpb'] / baseline - 1):+.1f} %" if baseline else "–"
+        kept = f"{r['docs_kept']} / {r['docs_in']}" if "docs_kept" in r else "–"
+        cells = [r["recipe"], str(r["seed"]), kept, f"{r['val/bpb']:.4f}", delta]
+        cells += [f"{r.get(f'val/bpb/{d}', float('nan')):.4f}" for d in domains]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(records: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    domains = domains_of(records) + ["all"]
+    width = 0.8 / len(records)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(domains), 3.6))
+    for i, r in enumerate(records):
+        values = [r.get(f"val/bpb/{d}", float("nan")) for d in domains[:-1]] + [r["val/bpb"]]
+        ax.bar([j + i * width for j in range(len(domains))], values, width, label=f"{r['recipe']} (seed {r['seed']})")
+    ax.set_xticks([j + width * (len(records) - 1) / 2 for j in range(len(domains))], domains)
+    ax.set_ylabel("held-out bits per byte (lower is better)")
+    ax.set_title("Same model and token budget, differently curated training data")
+    lo = min(r["val/bpb"] for r in records)
+    ax.set_ylim(bottom=max(0.0, lo * 0.8))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("multirun_dir")
+    parser.add_argument("--out", default=str(Path(__file__).parent))
+    args = parser.parse_args()
+    records = load_results(args.multirun_dir)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(records)
+    (out / "results.md").write_text(table + "\n")
+    plot(records, out / "results.png")
+    print(table)
+    print(f"\nwrote {out / 'results.md'} and {out / 'results.png'}")
+
+
+if __name__ == "__main__":
+    main()
