@@ -161,3 +161,26 @@ def test_killed_curation_resumes_to_the_same_output(tmp_path):
 
     straight, resumed = output(tmp_path / "straight"), output(tmp_path / "killed")
     assert resumed == straight and len({i for i, _ in resumed}) == len(resumed)
+
+
+def test_curated_source_cleans_training_text_and_passes_evaluation_text_through(tmp_path):
+    from infir.data.curation.pipeline import CuratedSource
+    from infir.data.documents import Document
+    from infir.data.sources.select import SplitSelect
+
+    class Tiny:
+        name, domain = "tiny", "math"
+
+        def fingerprint(self):
+            return "tiny-v1"
+
+        def documents(self):
+            yield Document("a", "Problem: add 2 and 3.\nSolution: 2 + 3 = 5.", "tiny", "math", {"split": "train"})
+            yield Document("b", "Problem: add 2 and 3.\nSolution:", "tiny", "math", {"split": "train"})
+            yield Document("c", "Theorem. Proof:", "tiny", "math", {"split": "validation"})
+
+    stages, spec = _recipe("heuristic")
+    curated = CuratedSource(Tiny(), stages, spec, tmp_path)
+    assert sorted(d.id for d in curated.documents()) == ["a", "c"]  # train stub dropped, validation untouched
+    assert curated.result.funnel[1]["dropped"] == {"math_colon_ending": 1}
+    assert [d.id for d in SplitSelect(Tiny(), ["validation"]).documents()] == ["c"]
