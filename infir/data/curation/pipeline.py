@@ -17,7 +17,7 @@ from typing import Any
 
 from infir.data.cache import content_key
 from infir.data.curation.base import StageStats
-from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, _stats_path, _write_stats
+from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, stats_path, write_stats
 from infir.data.doc_io import InputSpec, Rejections, file_fingerprint, read_documents, write_jsonl_gz
 from infir.data.documents import TRAIN, Document
 
@@ -42,9 +42,9 @@ def ingest_documents(docs: Iterable[Document], out_dir: Path, docs_per_shard: in
     shards = []
     for i, chunk in enumerate(_chunks(docs, docs_per_shard)):
         shard = out_dir / f"shard_{i:05d}.jsonl.gz"
-        if not _stats_path(shard).is_file():
+        if not stats_path(shard).is_file():
             write_jsonl_gz(chunk, shard)
-            _write_stats(_stats_path(shard), StageStats("read", len(chunk), len(chunk)))
+            write_stats(stats_path(shard), StageStats("read", len(chunk), len(chunk)))
         stats.read += len(chunk)
         stats.kept += len(chunk)
         shards.append(shard)

@@ -82,7 +82,7 @@ def _init_worker(stages: list[Stage]) -> None:
     _WORKER_STAGES = stages
 
 
-def _write_stats(path: Path, stats: StageStats) -> None:
+def write_stats(path: Path, stats: StageStats) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(stats.to_dict()))
     os.replace(tmp, path)
@@ -99,7 +99,7 @@ def _finish_shard(stage_name: str, output: StageOutput, seconds: float, out_path
                                                                 "drop_reason": reason})
                     for d, reason in output.dropped]
         write_jsonl_gz(excluded, out_path.with_name(out_path.name.replace("shard_", "excluded_")))
-    _write_stats(_stats_path(out_path), stats)  # last: marks the shard done
+    write_stats(stats_path(out_path), stats)  # last: marks the shard done
 
 
 def _map_task(args: tuple[int, str, str, bool]) -> None:
@@ -129,7 +129,7 @@ def _apply_task(args: tuple[int, str, str, bool, Any, float]) -> None:
     _finish_shard(stage.name, output, prior_seconds + time.perf_counter() - start, Path(out_path), write_excluded)
 
 
-def _stats_path(shard: Path) -> Path:
+def stats_path(shard: Path) -> Path:
     return shard.with_name(shard.name.replace(".jsonl.gz", ".stats.json"))
 
 
@@ -172,7 +172,7 @@ class CurationRunner:
             stage_dir = self.work_dir / f"{index:02d}_{stage.name}"
             stage_dir.mkdir(parents=True, exist_ok=True)
             outputs = [stage_dir / s.name for s in shards]
-            pending = [i for i, out in enumerate(outputs) if not _stats_path(out).is_file()]
+            pending = [i for i, out in enumerate(outputs) if not stats_path(out).is_file()]
             if isinstance(stage, GlobalStage):
                 self._run_global(index - 1, stage, shards, outputs, pending)
             else:
@@ -180,7 +180,7 @@ class CurationRunner:
                 self._pool_map(_map_task, tasks, stage.name)
             stats = StageStats(stage.name)
             for out in outputs:
-                shard_stats = json.loads(_stats_path(out).read_text())
+                shard_stats = json.loads(stats_path(out).read_text())
                 stats.read += shard_stats["read"]
                 stats.kept += shard_stats["kept"]
                 stats.dropped.update(shard_stats["dropped"])
