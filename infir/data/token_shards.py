@@ -9,12 +9,14 @@ boundaries survive packing. The dtype is the narrowest that fits the vocab.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
+
+from infir.data.iteration import batched
 
 SHARD_INFO = "stream.json"
 
@@ -22,17 +24,6 @@ SHARD_INFO = "stream.json"
 def token_dtype(vocab_size: int) -> np.dtype:
     """uint16 while ids fit (halves disk and page cache), else uint32."""
     return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
-
-
-def _batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for text in texts:
-        batch.append(text)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def write_stream(texts: Iterable[str], tokenizer: PreTrainedTokenizerBase, out_dir: Path,
@@ -57,7 +48,7 @@ def write_stream(texts: Iterable[str], tokenizer: PreTrainedTokenizerBase, out_d
         shards.append({"name": name, "tokens": int(lengths.sum()), "documents": len(pending)})
         pending, pending_tokens = [], 0
 
-    for batch in _batched(texts, batch_size):
+    for batch in batched(texts, batch_size):
         encoded = tokenizer(batch, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         for ids in encoded:
             pending.append(np.asarray(ids + [eos], dtype=dtype))

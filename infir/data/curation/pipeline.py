@@ -20,19 +20,9 @@ from infir.data.curation.base import StageStats
 from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, stats_path, write_stats
 from infir.data.doc_io import InputSpec, Rejections, file_fingerprint, read_documents, write_jsonl_gz
 from infir.data.documents import TRAIN, Document
+from infir.data.iteration import batched
 
 log = logging.getLogger(__name__)
-
-
-def _chunks(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    chunk: list[Document] = []
-    for doc in docs:
-        chunk.append(doc)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def ingest_documents(docs: Iterable[Document], out_dir: Path, docs_per_shard: int) -> tuple[list[Path], StageStats]:
@@ -40,7 +30,7 @@ def ingest_documents(docs: Iterable[Document], out_dir: Path, docs_per_shard: in
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = StageStats("read")
     shards = []
-    for i, chunk in enumerate(_chunks(docs, docs_per_shard)):
+    for i, chunk in enumerate(batched(docs, docs_per_shard)):
         shard = out_dir / f"shard_{i:05d}.jsonl.gz"
         if not stats_path(shard).is_file():
             write_jsonl_gz(chunk, shard)
@@ -64,7 +54,7 @@ def ingest_inputs(inputs: Sequence[InputSpec], out_dir: Path, docs_per_shard: in
             rejections = Rejections()
             start = time.perf_counter()
             written = []
-            for i, chunk in enumerate(_chunks(read_documents(spec, rejections), docs_per_shard)):
+            for i, chunk in enumerate(batched(read_documents(spec, rejections), docs_per_shard)):
                 shard = out_dir / f"shard_{n:03d}_{i:05d}.jsonl.gz"
                 write_jsonl_gz(chunk, shard)
                 written.append((shard.name, len(chunk)))
