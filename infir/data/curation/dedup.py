@@ -107,9 +107,25 @@ def normalize_text(text: str) -> str:
     return " ".join(_clean(text).split())
 
 
+_ASCII_PUNCTUATION = string.punctuation.encode()
+_ASCII_CHARS = frozenset(map(chr, range(128)))
+
+
 def _normalized_words(text: str) -> list[bytes]:
-    """UTF-8 words of :func:`normalize_text` (same result: the table leaves only ASCII whitespace)."""
-    return _clean(text).encode().split()
+    """UTF-8 words of :func:`normalize_text` (same result: the table leaves only ASCII whitespace).
+
+    ``str.translate`` with the full Unicode table costs a dict lookup per character; instead the
+    few distinct non-ASCII characters present are replaced with ``str.replace`` and ASCII
+    punctuation is deleted by ``bytes.translate``, both in C.
+    """
+    folded = unicodedata.normalize("NFKC", text).lower()
+    if not folded.isascii():  # replace only the few distinct non-ASCII characters present
+        table = _normalization_table()
+        for ch in set(folded).difference(_ASCII_CHARS):
+            replacement = table.get(ord(ch), ch)
+            if replacement != ch:
+                folded = folded.replace(ch, replacement or "")
+    return folded.encode().translate(None, _ASCII_PUNCTUATION).split()
 
 
 def shingles(text: str, ngram: int = 5) -> list[str]:

@@ -7,6 +7,8 @@ resumes shard by shard.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +25,16 @@ from infir.data.documents import TRAIN, Document
 from infir.data.iteration import batched
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def curation_code_fingerprint() -> str:
+    """Hash of the curation code itself: a changed rule or default must not reuse stale outputs."""
+    package = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted([*package.glob("*.py"), package.parent / "doc_io.py"]):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def ingest_documents(docs: Iterable[Document], out_dir: Path, docs_per_shard: int) -> tuple[list[Path], StageStats]:
@@ -84,7 +96,8 @@ def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Pat
         raise ValueError("curate: documents need a documents_fingerprint for the cache key")
     fingerprints = [documents_fingerprint] if documents is not None else \
         [[spec.__dict__, file_fingerprint(Path(spec.path))] for spec in inputs]
-    key = content_key({"recipe": recipe, "inputs": fingerprints, "docs_per_shard": docs_per_shard})
+    key = content_key({"recipe": recipe, "inputs": fingerprints, "docs_per_shard": docs_per_shard,
+                       "code": curation_code_fingerprint()})
     work_dir = Path(cache_dir) / "curation" / key
     manifest = work_dir / MANIFEST
     if manifest.is_file():
