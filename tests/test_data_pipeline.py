@@ -88,3 +88,14 @@ def test_synthetic_sources_in_pretraining_need_explicit_opt_in():
         check_synthetic_policy(docs, allow_synthetic=False, phase="pretrain")
     check_synthetic_policy(docs, allow_synthetic=True, phase="pretrain")
     check_synthetic_policy(docs, allow_synthetic=False, phase="anneal")
+
+
+def test_token_byte_lengths_add_up_to_the_text_bytes(tokenizer):
+    """val/bpb divides NLL by these byte counts: they must be exact for any text."""
+    from infir.models.tokenizer import token_byte_lengths
+
+    lengths = token_byte_lengths(tokenizer, len(tokenizer))
+    for text in set(TEXTS) | {"mixed ∑ text\n\twith tabs", ""}:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert lengths[ids].sum() == len(text.encode("utf-8"))
+    assert lengths[tokenizer.eos_token_id] == 0
