@@ -91,23 +91,29 @@ def mean_table(records: list[dict]) -> str:
 
 
 def plot(records: list[dict], path: Path) -> None:
+    """Grouped bars per domain: one bar per recipe at its mean over seeds, whiskers at min and max."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     domains = domains_of(records) + ["all"]
-    width = 0.8 / len(records)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(domains), 3.6))
-    for i, r in enumerate(records):
-        values = [r.get(f"val/bpb/{d}", float("nan")) for d in domains[:-1]] + [r["val/bpb"]]
-        ax.bar([j + i * width for j in range(len(domains))], values, width, label=f"{r['recipe']} (seed {r['seed']})")
-    ax.set_xticks([j + width * (len(records) - 1) / 2 for j in range(len(domains))], domains)
+    recipes = list(dict.fromkeys(r["recipe"] for r in records))
+    width = 0.8 / len(recipes)
+    fig, ax = plt.subplots(figsize=(2.4 + 1.7 * len(domains), 3.8))
+    for i, recipe in enumerate(recipes):
+        runs = [r for r in records if r["recipe"] == recipe]
+        values = [[r.get(f"val/bpb/{d}", float("nan")) if d != "all" else r["val/bpb"] for r in runs]
+                  for d in domains]
+        means = [sum(v) / len(v) for v in values]
+        errors = [[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]]
+        ax.bar([j + i * width for j in range(len(domains))], means, width, yerr=errors, capsize=2,
+               label=f"{recipe} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+    ax.set_xticks([j + width * (len(recipes) - 1) / 2 for j in range(len(domains))], domains)
     ax.set_ylabel("held-out bits per byte (lower is better)")
     ax.set_title("Same model and token budget, differently curated training data")
-    lo = min(r["val/bpb"] for r in records)
-    ax.set_ylim(bottom=max(0.0, lo * 0.8))
-    ax.legend(fontsize=7)
+    ax.set_ylim(bottom=max(0.0, min(r["val/bpb"] for r in records) * 0.8))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
