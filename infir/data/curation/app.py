@@ -12,7 +12,6 @@ from omegaconf import DictConfig, OmegaConf
 from infir.data.curation.pipeline import CuratedSource, curate
 from infir.data.curation.runner import Stage, format_funnel
 from infir.data.doc_io import InputSpec
-from infir.data.documents import TRAIN
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +40,19 @@ def curated_sources(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_curation_app(cfg: DictConfig) -> None:
-    stages, spec = build_stages(cfg.curation)
     if cfg.get("inputs"):
+        stages, spec = build_stages(cfg.curation)
         inputs = [InputSpec(**OmegaConf.to_container(node, resolve=True)) for node in cfg.inputs]
-        result = curate(stages, spec, cfg.paths.cache_dir, inputs=inputs, workers=int(cfg.curation.workers),
-                        docs_per_shard=int(cfg.curation.docs_per_shard), write_excluded=bool(cfg.write_excluded))
-        results = {"inputs": result}
+        results = {"inputs": curate(stages, spec, cfg.paths.cache_dir, inputs=inputs, workers=int(cfg.curation.workers),
+                                    docs_per_shard=int(cfg.curation.docs_per_shard),
+                                    write_excluded=bool(cfg.write_excluded))}
     else:
-        names = list(cfg.data_mix.get("curate") or [])
-        if not names:
+        curated = {name: s for name, s in curated_sources(cfg).items() if isinstance(s, CuratedSource)}
+        if not curated:
             raise ValueError(f"data_mix={cfg.data_mix.name} curates no source (data_mix.curate is empty); "
                              "pick a mix with curated sources or pass inputs=[...]")
-        results = {}
-        for name in names:
-            source = instantiate(cfg.data_mix.sources[name])
-            train = (d for d in source.documents() if d.split == TRAIN)
-            results[name] = curate(stages, spec, cfg.paths.cache_dir, documents=train,
-                                   documents_fingerprint=source.fingerprint(), workers=int(cfg.curation.workers),
-                                   docs_per_shard=int(cfg.curation.docs_per_shard),
-                                   write_excluded=bool(cfg.write_excluded))
+        results = {name: s.run(write_excluded=bool(cfg.write_excluded), progress=True)[0]
+                   for name, s in curated.items()}
     for name, result in results.items():
         print(f"\n[infir] curation recipe '{cfg.curation.name}' over {name}: {len(result.output_shards)} shards in "
               f"{Path(result.work_dir)}\n{format_funnel(result.funnel)}", flush=True)

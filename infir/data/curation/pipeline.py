@@ -140,12 +140,17 @@ class CuratedSource:
     def fingerprint(self) -> str:
         return content_key({"source": self.source.fingerprint(), "recipe": self.recipe})
 
-    def documents(self) -> Iterator[Document]:
+    def run(self, write_excluded: bool = False, progress: bool = False) -> tuple[CurationResult, list[Document]]:
+        """Curate the training split (cached); returns the result and the untouched other splits."""
         train, rest = [], []
         for doc in self.source.documents():
             (train if doc.split == TRAIN else rest).append(doc)
         self.result = curate(self.stages, self.recipe, self.cache_dir, documents=train,
                              documents_fingerprint=self.source.fingerprint(), workers=self.workers,
-                             docs_per_shard=self.docs_per_shard, progress=False)
-        yield from self.result.documents()
+                             docs_per_shard=self.docs_per_shard, write_excluded=write_excluded, progress=progress)
+        return self.result, rest
+
+    def documents(self) -> Iterator[Document]:
+        result, rest = self.run()
+        yield from result.documents()
         yield from rest
