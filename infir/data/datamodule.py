@@ -87,11 +87,10 @@ class PackedMixtureDataModule(L.LightningDataModule):
                 "global_batch_size": self.global_batch_size, "seq_len": self.seq_len}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("seed", "global_batch_size", "seq_len"):
-            mine = {"seed": self.plan.seed, "global_batch_size": self.global_batch_size,
-                    "seq_len": self.seq_len}[key]
-            if state.get(key, mine) != mine:
-                raise ValueError(f"resume: checkpoint was made with {key}={state[key]}, config now says {mine}; "
+        mine = {"seed": self.plan.seed, "global_batch_size": self.global_batch_size, "seq_len": self.seq_len}
+        for key, value in mine.items():
+            if state.get(key, value) != value:
+                raise ValueError(f"resume: checkpoint was made with {key}={state[key]}, config now says {value}; "
                                  "an exact resume needs the same value (or start a new run)")
         self.sequences_consumed = int(state["sequences_consumed"])
         log.info("data position restored: %d sequences consumed", self.sequences_consumed)

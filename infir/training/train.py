@@ -130,7 +130,8 @@ def train(cfg: DictConfig) -> float:
             log_resolved_config(loggers, {**resolved, "run": summary})
 
         if resume_from is not None:
-            step = int(torch.load(resume_from, map_location="cpu", weights_only=False)["global_step"])
+            # mmap: read the step without pulling weights and optimizer state into memory twice
+            step = int(torch.load(resume_from, map_location="cpu", weights_only=True, mmap=True)["global_step"])
             metrics_csv = csv_metrics_path(loggers)
             if is_rank_zero and metrics_csv is not None:
                 dropped = rewind_csv(metrics_csv, step)
