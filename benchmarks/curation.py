@@ -1,6 +1,6 @@
 """Curation throughput per stage and per core on >= 50k documents of 1-4 KB.
 
-    python benchmarks/curation.py [--docs 50000] [--workers 2] [--recipe heuristic_dedup_decontam]
+    python benchmarks/curation.py [--docs 50000] [--workers 2] [--recipe full]
 
 Documents are assembled from real embedded text (Python docs prose, stdlib code,
 CHAMP math) cut into 1-4 KB pieces, with 5 % exact and 5 % near duplicates. Each
@@ -109,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--recipe", default="heuristic_dedup_decontam")
+    parser.add_argument("--recipe", default="full")
     args = parser.parse_args()
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

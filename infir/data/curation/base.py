@@ -7,6 +7,7 @@ Reasons are short snake_case strings (``gopher_min_words``) and become the funne
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -76,3 +77,12 @@ def run_filters(filters: Sequence[DocumentFilter], docs: Iterable[Document]) -> 
         else:
             kept.append(doc)
     return StageOutput(kept, dropped)
+
+
+def in_sample(key: str, rate: float, salt: str = "") -> bool:
+    """Deterministic Bernoulli(``rate``) draw for ``key``: the same document is in or out of a
+    sample whatever the shard layout or worker count."""
+    if rate >= 1.0:
+        return True
+    digest = hashlib.blake2b(f"{salt}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64 < rate

@@ -11,6 +11,10 @@ problems) with generated noise of known kinds, each labelled in
 - ``exact_duplicate`` / ``near_duplicate``: copies of real documents, the latter with
   small word edits (``metadata["duplicate_of"]`` names the original);
 - ``non_english``: sentences from common-word lists of six European languages;
+- ``off_topic``: fluent general-web English (recipes, travel, sport, product reviews, local news,
+  celebrities, gardening, real estate; ``metadata["topic"]`` says which) with no math, code or
+  technical content — the bulk of a real crawl, which heuristic filters keep and a
+  reasoning-oriented recall classifier should drop;
 - ``colon_stub``: math pages that end with "Solution:" or "Proof:" (the paper's lesson);
 - ``contaminated``: real documents with a pasted evaluation item (HumanEval, CHAMP
   held-out, procedural held-out; ``metadata["benchmark"]`` says which).
@@ -20,7 +24,9 @@ The labels are for measurement only; no stage reads them.
 
 from __future__ import annotations
 
+import functools
 import random
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -29,10 +35,11 @@ from infir.data.sources.champ import ChampSource, format_solution, load_champ_pr
 from infir.data.sources.procedural import split_problems
 from infir.data.sources.python_docs import PythonDocsSource
 from infir.data.sources.stdlib_code import StdlibCodeSource
+from infir.data.sources.web_templates import CLOSING, TOPICS, Topic
 
 PROCEDURAL_VALIDATION, PROCEDURAL_HELDOUT = 200, 500  # ProceduralSource's defaults
 NOISE_KINDS = ("boilerplate", "spam", "exact_duplicate", "near_duplicate", "non_english", "colon_stub",
-               "contaminated")
+               "contaminated", "off_topic")
 
 _MENU = ["Home", "About us", "Products", "Services", "Blog", "Contact", "Careers", "Login", "Sign up", "Cart",
          "FAQ", "Support", "Privacy Policy", "Terms of Use", "Sitemap", "Newsletter", "Press", "Partners"]
@@ -88,6 +95,62 @@ def _non_english(rng: random.Random) -> tuple[str, str]:
     return "\n\n".join(paragraphs), lang
 
 
+_ALTERNATIVES = re.compile(r"\[([^\[\]]*)\]")
+_TOPIC_NAMES = tuple(TOPICS)
+
+
+@functools.cache
+def _compile(template: str) -> tuple[str | tuple[str, ...], ...]:
+    """A web template as literal text and alternative sets (tuples); ``{slot}`` stays in the text."""
+    parts = _ALTERNATIVES.split(template)
+    return tuple(tuple(p.split("|")) if i % 2 else p for i, p in enumerate(parts) if p or i % 2)
+
+
+class _PageSlots(dict):
+    """One page's slot values: ``topic.fixed`` slots drawn once, any other slot afresh at each use."""
+
+    def __init__(self, rng: random.Random, topic: Topic) -> None:
+        super().__init__({name: rng.choice(topic.fillers(name)) for name in topic.fixed})
+        self.rng, self.topic = rng, topic
+
+    def __missing__(self, name: str) -> str:
+        return self.rng.choice(self.topic.fillers(name))
+
+
+def _fill(rng: random.Random, template: str, slots: _PageSlots) -> str:
+    """Pick the alternatives, then fill the slots; capitalised, since a slot may open the sentence."""
+    text = "".join(rng.choice(p) if isinstance(p, tuple) else p for p in _compile(template)).format_map(slots)
+    return text[0].upper() + text[1:]
+
+
+def _off_topic(rng: random.Random) -> tuple[str, str]:
+    """A general-web page (text, topic): 3-7 paragraphs of ~150-600 words from one topic's templates.
+
+    Each body template is used at most once per page, so the page passes Gopher's repetition rules;
+    inline alternatives and per-use slot fillers keep two pages of one topic far from near-duplicates.
+    """
+    name = rng.choice(_TOPIC_NAMES)
+    topic = TOPICS[name]
+    slots = _PageSlots(rng, topic)
+    n_paragraphs, target_words = rng.randint(3, 7), rng.randint(150, 560)
+    picked: list[tuple[int, str]] = []  # (template index, sentence): pages keep the templates' narrative order
+    words = 0
+    for i in rng.sample(range(len(topic.sentences)), len(topic.sentences)):
+        if words >= target_words and len(picked) >= n_paragraphs:
+            break
+        sentence = _fill(rng, topic.sentences[i], slots)
+        picked.append((i, sentence))
+        words += sentence.count(" ") + 1
+    sentences = [sentence for _, sentence in sorted(picked)]
+    if rng.random() < 0.4:
+        sentences.append(_fill(rng, rng.choice(CLOSING), slots))
+    cuts = sorted(rng.sample(range(1, len(sentences)), n_paragraphs - 1))
+    paragraphs = [" ".join(sentences[a:b]) for a, b in zip((0, *cuts), (*cuts, len(sentences)))]
+    if rng.random() < 0.7:
+        paragraphs.insert(0, _fill(rng, rng.choice(topic.titles), slots))
+    return "\n\n".join(paragraphs), name
+
+
 def _near_duplicate(rng: random.Random, text: str, edit_rate: float) -> str:
     """Replace or drop a small share of words (whitespace layout of lines kept)."""
     lines = text.split("\n")
@@ -136,7 +199,7 @@ class RawCrawlSource:
                  n_procedural: int = 600, near_duplicate_edit_rate: float = 0.005) -> None:
         self.seed = seed
         self.noise = dict(noise or {"boilerplate": 150, "spam": 100, "exact_duplicate": 80, "near_duplicate": 200,
-                                    "non_english": 150, "colon_stub": 100, "contaminated": 150})
+                                    "non_english": 150, "colon_stub": 100, "contaminated": 150, "off_topic": 1000})
         unknown = set(self.noise) - set(NOISE_KINDS)
         if unknown:
             raise ValueError(f"raw_crawl.noise: unknown kinds {sorted(unknown)} (known: {NOISE_KINDS})")
@@ -145,7 +208,7 @@ class RawCrawlSource:
         self.edit_rate = near_duplicate_edit_rate
 
     def fingerprint(self) -> str:
-        return f"raw_crawl-v1-{self.seed}-{sorted(self.noise.items())}-{self.max_code_files}-{self.n_procedural}"
+        return f"raw_crawl-v2-{self.seed}-{sorted(self.noise.items())}-{self.max_code_files}-{self.n_procedural}"
 
     def _clean(self) -> list[Document]:
         champ = ChampSource()
@@ -191,6 +254,9 @@ class RawCrawlSource:
             bench = rng.choice(benchmarks)
             host = rng.choice(prose_like)
             add("contaminated", _paste(rng, host.text, rng.choice(items[bench])), host.domain, benchmark=bench)
+        for _ in range(self.noise.get("off_topic", 0)):
+            text, topic = _off_topic(rng)
+            add("off_topic", text, "prose", topic=topic)
 
         everything = clean + noise
         rng.shuffle(everything)
