@@ -21,6 +21,7 @@ from infir.data.sources.raw_crawl import RawCrawlSource
 from infir.hydra_support import register_resolvers
 
 register_resolvers()
+STAGES = ["heuristic", "dedup", "decontam", "recall", "quality"]  # the full recipe's order
 
 
 def _recipe(name: str, *overrides: str):
@@ -38,8 +39,9 @@ def _jaccard(a: str, b: str) -> float:
 def crawl_run(tmp_path_factory):
     source = RawCrawlSource()
     docs = list(source.documents())
-    stages, spec = _recipe("heuristic_dedup_decontam")
-    result = curate(stages, spec, tmp_path_factory.mktemp("cur"), documents=docs,
+    cache = tmp_path_factory.mktemp("cur")
+    stages, spec = _recipe("full", f"paths.cache_dir={cache}")
+    result = curate(stages, spec, cache, documents=docs,
                     documents_fingerprint=source.fingerprint(), write_excluded=True, progress=False)
     dropped = {}  # doc id -> (stage, reason, doc)
     for stage_dir in sorted(result.work_dir.glob("[0-9][0-9]_*")):
@@ -58,7 +60,7 @@ def _reached(docs, dropped, stage_order, stage):
 def test_funnel_accounts_for_every_document(crawl_run):
     docs, result, dropped = crawl_run
     funnel = result.funnel
-    assert [row["name"] for row in funnel] == ["read", "heuristic", "dedup", "decontam"]
+    assert [row["name"] for row in funnel] == ["read", "heuristic", "dedup", "decontam", "recall", "quality"]
     assert funnel[0]["read"] == len(docs)
     for prev, row in zip(funnel, funnel[1:]):
         assert row["read"] == prev["kept"] == row["kept"] + sum(row["dropped"].values())
@@ -84,7 +86,7 @@ def test_heuristic_stage_catches_junk_with_few_clean_losses(crawl_run):
 
 def test_dedup_stage_precision_and_recall_against_exact_jaccard(crawl_run):
     docs, result, dropped = crawl_run
-    order = ["heuristic", "dedup", "decontam"]
+    order = STAGES
     reached = {d.id: d for d in _reached(docs, dropped, order, "dedup")}
     survived = {i for i in reached if dropped.get(i, ("",))[0] != "dedup"}
     pairs = [(d, reached[d.metadata["duplicate_of"]]) for d in reached.values()
@@ -107,7 +109,7 @@ def test_dedup_stage_precision_and_recall_against_exact_jaccard(crawl_run):
 
 def test_decontamination_removes_pasted_eval_items_only(crawl_run):
     docs, _, dropped = crawl_run
-    reached = _reached(docs, dropped, ["heuristic", "dedup", "decontam"], "decontam")
+    reached = _reached(docs, dropped, STAGES, "decontam")
     hit = [d for d in reached if dropped.get(d.id, ("",))[0] == "decontam"]
     contaminated = [d for d in reached if d.metadata["noise"] == "contaminated"]
     clean = [d for d in reached if d.metadata["noise"] == "clean"]
@@ -120,6 +122,22 @@ def test_decontamination_removes_pasted_eval_items_only(crawl_run):
             flagged = dropped[d.id][2].metadata["contamination"]
             assert d.metadata["benchmark"] in flagged and dropped[d.id][1] == f"contaminated_{flagged[0]}"
 
+
+
+def test_recall_drops_general_web_pages_and_keeps_reasoning_text(crawl_run):
+    docs, result, dropped = crawl_run
+    reached = _reached(docs, dropped, STAGES, "recall")
+    off_topic = [d for d in reached if d.metadata["noise"] == "off_topic"]
+    clean = [d for d in reached if d.metadata["noise"] == "clean"]
+    by_recall = {d.id for d in reached if dropped.get(d.id, ("",))[0] == "recall"}
+    recall = sum(d.id in by_recall for d in off_topic) / len(off_topic)
+    precision = sum(d.id in {o.id for o in off_topic} for d in reached if d.id in by_recall) / len(by_recall)
+    clean_loss = sum(d.id in by_recall for d in clean) / len(clean)
+    print(f"recall stage: off-topic recall {recall:.3f}, precision {precision:.3f}, clean loss {clean_loss:.3f}")
+    assert recall >= 0.98 and precision >= 0.95 and clean_loss <= 0.02
+    kept = result.documents()
+    assert all("recall_score" in d.metadata and "quality_score" in d.metadata for d in kept if d.domain != "code")
+    assert all(d.metadata["quality_score"] >= 2.5 for d in kept if "quality_score" in d.metadata)
 
 def test_file_inputs_count_malformed_records_in_the_read_stage(tmp_path):
     paths = RawCrawlSource(noise={"boilerplate": 5}, max_code_files=5, n_procedural=10).write_shards(tmp_path / "raw", 2)

@@ -140,3 +140,23 @@ def test_bad_quality_config_names_the_key(tmp_path):
                                 sample_rate=1.0)
     with pytest.raises(ValueError, match="at least two distinct labels"):
         stage.decide([stage.summarise(one_label)])
+
+
+def test_teacher_labeler_generates_with_a_local_model_and_rejects_answers_without_a_score(tmp_path):
+    import pickle
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from infir.data.curation.quality_labels import EDU_PROMPT, TeacherLabeler
+    from infir.models.tokenizer import load_tokenizer, train_bpe
+
+    train_bpe([EDU_PROMPT, DOCS_PAGE, TRAVEL_PAGE] * 3, vocab_size=400, min_frequency=1, out_dir=tmp_path)
+    tokenizer = load_tokenizer(tmp_path)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    labeler = TeacherLabeler(str(tmp_path), max_new_tokens=8)
+    assert labeler.label(DOCS_PAGE) is None  # an untrained model does not answer "score: N"
+    assert labeler._model is not None and pickle.loads(pickle.dumps(labeler))._model is None  # workers reload

@@ -28,8 +28,15 @@ class DocumentFilter(ABC):
 
 @dataclass
 class StageOutput:
-    kept: list[Document]
-    dropped: list[tuple[Document, str]]
+    kept: list[Document] = field(default_factory=list)
+    dropped: list[tuple[Document, str]] = field(default_factory=list)
+
+    def add(self, doc: Document, reason: str | None) -> None:
+        """Keep ``doc`` (``reason`` is None) or drop it for ``reason``."""
+        if reason is None:
+            self.kept.append(doc)
+        else:
+            self.dropped.append((doc, reason))
 
 
 @dataclass
@@ -86,3 +93,9 @@ def in_sample(key: str, rate: float, salt: str = "") -> bool:
         return True
     digest = hashlib.blake2b(f"{salt}:{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") / 2**64 < rate
+
+
+def threshold_reason(doc: Document, score: float, threshold: float, stage: str, key: str) -> str | None:
+    """Record ``score`` under ``metadata[key]``; the drop reason if it is below ``threshold``."""
+    doc.metadata[key] = round(score, 4)
+    return None if score >= threshold else f"{stage}_{doc.domain}_below_threshold"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from infir.data.curation.base import StageOutput, in_sample
+from infir.data.curation.base import StageOutput, in_sample, threshold_reason
 from infir.data.curation.fasttext_model import FastTextClassifier, FastTextParams, train_classifier
 from infir.data.curation.quality_labels import QualityLabeler
 from infir.data.documents import Document
@@ -111,15 +111,11 @@ class QualityScoringStage:
             batch = [i for i, d in enumerate(docs) if d.domain == domain]
             if batch:
                 score_of.update(zip(batch, decision.scores(domain, [docs[i].text for i in batch])))
-        kept, dropped = [], []
+        output = StageOutput()
         for i, doc in enumerate(docs):
             if i not in score_of:
-                kept.append(doc)
+                output.add(doc, None)
                 continue
-            score = float(score_of[i])
-            doc.metadata["quality_score"] = round(score, 3)
-            if score >= decision.thresholds[doc.domain]:
-                kept.append(doc)
-            else:
-                dropped.append((doc, f"quality_{doc.domain}_below_threshold"))
-        return StageOutput(kept, dropped)
+            output.add(doc, threshold_reason(doc, float(score_of[i]), decision.thresholds[doc.domain], "quality",
+                                             "quality_score"))
+        return output

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from infir.data.curation.base import StageOutput, in_sample
+from infir.data.curation.base import StageOutput, in_sample, threshold_reason
 from infir.data.curation.fasttext_model import FastTextClassifier, FastTextParams, train_classifier
 from infir.data.documents import TRAIN, Document
 
@@ -146,27 +146,22 @@ class ReasoningRecallStage:
                 probabilities = classifier.probabilities([docs[i].text for i in batch])[:, column]
                 for i, p in zip(batch, probabilities):
                     scores[i][domain] = float(p)
-        kept, dropped = [], []
+        output = StageOutput()
         for doc, doc_scores in zip(docs, scores):
             if not doc_scores:  # a domain with no classifier and not a pool domain: not this stage's call
-                kept.append(doc)
-                continue
-            if doc.domain in self.pool_domains:
+                output.add(doc, None)
+            elif doc.domain in self.pool_domains:
                 best = max(doc_scores, key=lambda d: doc_scores[d] - decision.thresholds[d])
                 doc.metadata["recall_scores"] = {d: round(p, 4) for d, p in doc_scores.items()}
                 if doc_scores[best] >= decision.thresholds[best]:
                     doc.metadata["pool_domain"], doc.domain = doc.domain, best
-                    kept.append(doc)
+                    output.add(doc, None)
                 else:
-                    dropped.append((doc, "recall_no_domain"))
-                continue
-            score = doc_scores[doc.domain]
-            doc.metadata["recall_score"] = round(score, 4)
-            if score >= decision.thresholds[doc.domain]:
-                kept.append(doc)
+                    output.add(doc, "recall_no_domain")
             else:
-                dropped.append((doc, f"recall_{doc.domain}_below_threshold"))
-        return StageOutput(kept, dropped)
+                output.add(doc, threshold_reason(doc, doc_scores[doc.domain], decision.thresholds[doc.domain],
+                                                 "recall", "recall_score"))
+        return output
 
     # -- seeds -----------------------------------------------------------------------------------
 
