@@ -3,7 +3,9 @@
     python benchmarks/curation.py [--docs 50000] [--workers 2] [--recipe full]
 
 Documents are assembled from real embedded text (Python docs prose, stdlib code,
-CHAMP math) cut into 1-4 KB pieces, with 5 % exact and 5 % near duplicates. Each
+CHAMP math) cut into 1-4 KB pieces, with 5 % exact and 5 % near duplicates and 30 %
+general-web pages (the raw crawl's generator). Recall and quality train their
+classifiers in the per-stage pass (timed with the stage); the runner pass reuses them. Each
 stage runs once in this process (docs/s per core) and the whole recipe runs once
 through the process-pool runner (wall docs/s with ``--workers``). MinHash
 signatures are also timed against datasketch's own ``MinHash.bulk`` on the same
@@ -38,12 +40,14 @@ from infir.data.curation.runner import GlobalStage, format_funnel  # noqa: E402
 from infir.data.documents import Document  # noqa: E402
 from infir.data.sources.champ import ChampSource  # noqa: E402
 from infir.data.sources.python_docs import PythonDocsSource  # noqa: E402
+from infir.data.sources.raw_crawl import general_web_page  # noqa: E402
 from infir.data.sources.stdlib_code import StdlibCodeSource  # noqa: E402
 from infir.hydra_support import register_resolvers  # noqa: E402
 
 
-def make_documents(n: int, seed: int = 0) -> list[Document]:
-    """n documents of 1-4 KB built from real text pieces; 5 % exact and 5 % near duplicates."""
+def make_documents(n: int, seed: int = 0, web_share: float = 0.3) -> list[Document]:
+    """n documents of 1-4 KB built from real text pieces; 5 % exact and 5 % near duplicates, and
+    ``web_share`` general-web pages (what recall drops; without them its negative sample is empty)."""
     rng = random.Random(seed)
     pools = {
         "prose": [p for d in PythonDocsSource().documents() for p in d.text.split("\n\n") if len(p) > 80],
@@ -63,6 +67,9 @@ def make_documents(n: int, seed: int = 0) -> list[Document]:
             for _ in range(max(1, len(words) // 200)):
                 words[rng.randrange(len(words))] = "edited"
             docs.append(Document(f"d{len(docs)}", " ".join(words), "bench", original.domain, dict(original.metadata)))
+            continue
+        if kind < 0.10 + web_share:
+            docs.append(Document(f"d{len(docs)}", general_web_page(rng)[0], "bench", "prose"))
             continue
         domain = rng.choice(sorted(pools))
         target, parts, size = rng.randint(1000, 4000), [], 0
@@ -112,8 +119,9 @@ def main() -> None:
     parser.add_argument("--recipe", default="full")
     args = parser.parse_args()
     register_resolvers()
+    classifier_cache = tempfile.TemporaryDirectory()  # recall/quality train their classifiers afresh
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("curate", overrides=[f"curation={args.recipe}"])
+        cfg = compose("curate", overrides=[f"curation={args.recipe}", f"paths.cache_dir={classifier_cache.name}"])
     stages, spec = build_stages(cfg.curation)
 
     start = time.perf_counter()

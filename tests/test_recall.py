@@ -115,3 +115,16 @@ def test_bad_recall_config_names_the_key(tmp_path):
         ReasoningRecallStage("recall", {"math": [ChampSource()]}, str(tmp_path), threshold={"code": 0.5})
     with pytest.raises(ValueError, match="no negatives"):
         ReasoningRecallStage("recall", {"math": [ChampSource()]}, str(tmp_path), pool_negative_rate=0.0)
+
+
+def test_copies_of_seed_documents_are_recognised_after_rewrites():
+    from infir.data.curation.recall import SeedCopies
+
+    seeds_text = [d.text for d in PythonDocsSource().documents() if d.split == "train"][:50]
+    copies = SeedCopies(seeds_text)
+    original = max(seeds_text, key=len)
+    lines = original.splitlines()
+    assert "\n".join(lines[4:]) in copies                    # a heuristic stage dropped the heading lines
+    assert original.replace(" the ", " a ", 2) in copies      # a near duplicate with small edits
+    assert original + "\n\ndef leaked():\n    return 'pasted eval item'\n" in copies
+    assert all(page not in copies for page in (d.text for d in junk(seed=5)[:50]))

@@ -123,7 +123,7 @@ def _fill(rng: random.Random, template: str, slots: _PageSlots) -> str:
     return text[0].upper() + text[1:]
 
 
-def _off_topic(rng: random.Random) -> tuple[str, str]:
+def general_web_page(rng: random.Random) -> tuple[str, str]:
     """A general-web page (text, topic): 3-7 paragraphs of ~150-600 words from one topic's templates.
 
     Each body template is used at most once per page, so the page passes Gopher's repetition rules;
@@ -255,7 +255,7 @@ class RawCrawlSource:
             host = rng.choice(prose_like)
             add("contaminated", _paste(rng, host.text, rng.choice(items[bench])), host.domain, benchmark=bench)
         for _ in range(self.noise.get("off_topic", 0)):
-            text, topic = _off_topic(rng)
+            text, topic = general_web_page(rng)
             add("off_topic", text, "prose", topic=topic)
 
         everything = clean + noise

@@ -2,7 +2,7 @@
 
 Most of a real web crawl is well-formed text about everyday things (recipes, travel, sport,
 shopping, local news, celebrities, gardens, houses): heuristic filters keep it, a
-reasoning-oriented recall classifier should not. ``raw_crawl._off_topic`` builds pages from
+reasoning-oriented recall classifier should not. ``raw_crawl.general_web_page`` builds pages from
 these templates.
 
 Templates are written one per line of a ``_templates`` block (a further-indented line continues
