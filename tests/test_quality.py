@@ -99,8 +99,9 @@ def test_scorer_reproduces_labels_on_documents_it_was_not_trained_on(crawl, scor
     unseen = [d for d in crawl if d.domain == "prose" and not in_sample(d.id, stage.sample_rate, stage.salt)]
     labels = np.array([EduHeuristicLabeler().label(d.text) for d in unseen])
     scores = decision.scores("prose", [d.text for d in unseen])
-    assert np.abs(scores - labels).mean() <= 0.8
-    assert ((scores >= 2.5) == (labels >= 3)).mean() >= 0.9
+    mae, agreement = np.abs(scores - labels).mean(), ((scores >= 2.5) == (labels >= 3)).mean()
+    print(f"quality scorer, {len(unseen)} unseen prose documents: MAE {mae:.3f}, keep/drop agreement {agreement:.3f}")
+    assert mae <= 0.8 and agreement >= 0.9
 
 
 def test_quality_stage_keeps_documentation_and_drops_general_web(crawl, scored):
@@ -109,8 +110,10 @@ def test_quality_stage_keeps_documentation_and_drops_general_web(crawl, scored):
     kept = {d.id for d in output.kept}
     docs = [d for d in crawl if d.source == "python_docs"]
     off_topic = [d for d in crawl if d.metadata["noise"] == "off_topic"]
-    assert sum(d.id in kept for d in docs) / len(docs) >= 0.85
-    assert sum(d.id not in kept for d in off_topic) / len(off_topic) >= 0.9
+    docs_kept = sum(d.id in kept for d in docs) / len(docs)
+    web_dropped = sum(d.id not in kept for d in off_topic) / len(off_topic)
+    print(f"quality stage: documentation kept {docs_kept:.3f}, general-web pages dropped {web_dropped:.3f}")
+    assert docs_kept >= 0.85 and web_dropped >= 0.9
     assert all("quality_score" in d.metadata for d in output.kept if d.domain in ("prose", "math"))
     assert all(d.domain == "code" for d in output.kept if "quality_score" not in d.metadata)
     assert {r for _, r in output.dropped} <= {"quality_prose_below_threshold", "quality_math_below_threshold"}

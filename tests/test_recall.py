@@ -57,12 +57,14 @@ def held_out_evaluation(tmp_path_factory):
 def test_recall_keeps_unseen_reasoning_documents_and_drops_general_web(held_out_evaluation):
     unseen_clean, fresh_junk, output = held_out_evaluation
     kept_ids = {id(d) for d in output.kept}
+    recall = {}
     for domain in ("math", "code", "prose"):
         docs = [d for d in unseen_clean if d.domain == domain]
-        recall = sum(id(d) in kept_ids for d in docs) / len(docs)
-        assert recall >= 0.9, (domain, recall, len(docs))
+        recall[domain] = sum(id(d) in kept_ids for d in docs) / len(docs)
     junk_dropped = sum(id(d) not in kept_ids for d in fresh_junk) / len(fresh_junk)
     precision = sum(id(d) in {id(c) for c in unseen_clean} for d in output.kept) / len(output.kept)
+    print(f"recall of unseen seeds {recall}, junk dropped {junk_dropped:.3f}, precision {precision:.3f}")
+    assert min(recall.values()) >= 0.9, recall
     assert junk_dropped >= 0.95, junk_dropped
     assert precision >= 0.95, precision
     off_topic = [d for d in fresh_junk if d.metadata["noise"] == "off_topic"]
