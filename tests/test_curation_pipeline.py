@@ -131,7 +131,8 @@ def test_recall_drops_general_web_pages_and_keeps_reasoning_text(crawl_run):
     clean = [d for d in reached if d.metadata["noise"] == "clean"]
     by_recall = {d.id for d in reached if dropped.get(d.id, ("",))[0] == "recall"}
     recall = sum(d.id in by_recall for d in off_topic) / len(off_topic)
-    precision = sum(d.id in {o.id for o in off_topic} for d in reached if d.id in by_recall) / len(by_recall)
+    off_topic_ids = {d.id for d in off_topic}
+    precision = len(by_recall & off_topic_ids) / len(by_recall)
     clean_loss = sum(d.id in by_recall for d in clean) / len(clean)
     print(f"recall stage: off-topic recall {recall:.3f}, precision {precision:.3f}, clean loss {clean_loss:.3f}")
     assert recall >= 0.98 and precision >= 0.95 and clean_loss <= 0.02

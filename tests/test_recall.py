@@ -62,7 +62,8 @@ def test_recall_keeps_unseen_reasoning_documents_and_drops_general_web(held_out_
         docs = [d for d in unseen_clean if d.domain == domain]
         recall[domain] = sum(id(d) in kept_ids for d in docs) / len(docs)
     junk_dropped = sum(id(d) not in kept_ids for d in fresh_junk) / len(fresh_junk)
-    precision = sum(id(d) in {id(c) for c in unseen_clean} for d in output.kept) / len(output.kept)
+    clean_ids = {id(c) for c in unseen_clean}
+    precision = sum(id(d) in clean_ids for d in output.kept) / len(output.kept)
     print(f"recall of unseen seeds {recall}, junk dropped {junk_dropped:.3f}, precision {precision:.3f}")
     assert min(recall.values()) >= 0.9, recall
     assert junk_dropped >= 0.95, junk_dropped

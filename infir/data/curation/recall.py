@@ -65,6 +65,11 @@ class RecallDecision:
     classifiers: dict[str, FastTextClassifier]
     thresholds: dict[str, float]
 
+    def scores(self, domain: str, texts: Sequence[str]) -> np.ndarray:
+        """Probability of ``domain`` for each text under that domain's classifier."""
+        classifier = self.classifiers[domain]
+        return classifier.probabilities(list(texts))[:, classifier.labels.index(domain)]
+
 
 class ReasoningRecallStage:
     """Keep documents that their domain's recall classifier scores >= tau (see module docstring).
@@ -126,7 +131,7 @@ class ReasoningRecallStage:
                  len(candidates) - len(negatives))
         if not negatives:
             raise ValueError(f"curation stage {self.name}: the negative sample is empty (every sampled document "
-                             "is a seed); raise pool_negative_rate or add negatives")
+                             "is a seed or a copy of one); raise pool_negative_rate or add negatives")
         negatives = negatives[: self.max_examples_per_label]
         classifiers = {}
         for domain, texts in positives.items():
@@ -139,12 +144,10 @@ class ReasoningRecallStage:
 
     def apply(self, docs: list[Document], decision: RecallDecision) -> StageOutput:
         scores: list[dict[str, float]] = [{} for _ in docs]  # by position: ids need not be unique
-        for domain, classifier in decision.classifiers.items():
+        for domain in decision.classifiers:
             batch = [i for i, d in enumerate(docs) if d.domain == domain or d.domain in self.pool_domains]
             if batch:
-                column = classifier.labels.index(domain)
-                probabilities = classifier.probabilities([docs[i].text for i in batch])[:, column]
-                for i, p in zip(batch, probabilities):
+                for i, p in zip(batch, decision.scores(domain, [docs[i].text for i in batch])):
                     scores[i][domain] = float(p)
         output = StageOutput()
         for doc, doc_scores in zip(docs, scores):
@@ -165,22 +168,21 @@ class ReasoningRecallStage:
 
     # -- seeds -----------------------------------------------------------------------------------
 
+    @staticmethod
+    def _training_docs(sources: Sequence[Any]) -> list[Document]:
+        return [d for source in sources for d in source.documents() if d.split == TRAIN and d.text.strip()]
+
     def _source_texts(self, sources: Sequence[Any]) -> list[str]:
-        return [d.text for source in sources for d in source.documents() if d.split == TRAIN and d.text.strip()]
+        return [d.text for d in self._training_docs(sources)]
 
     def _seed_texts(self) -> dict[str, list[str]]:
         positives = {}
         for domain, sources in self.seeds.items():
-            docs = [d for source in sources for d in source.documents() if d.split == TRAIN and d.text.strip()]
-            texts = [d.text for d in docs if in_sample(d.id, self.seed_fraction, f"{self.salt}:seed")]
+            texts = [d.text for d in self._training_docs(sources)
+                     if in_sample(d.id, self.seed_fraction, f"{self.salt}:seed")]
             if not texts:
                 raise ValueError(f"curation stage {self.name}: the seed sources of domain {domain!r} yield no "
                                  "training documents")
             positives[domain] = texts[: self.max_examples_per_label]
         return positives
 
-
-def recall_scores(decision: RecallDecision, texts: Sequence[str], domain: str) -> np.ndarray:
-    """Probability of ``domain`` for each text (for analysis notebooks and tests)."""
-    classifier = decision.classifiers[domain]
-    return classifier.probabilities(list(texts))[:, classifier.labels.index(domain)]
