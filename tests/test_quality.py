@@ -163,3 +163,10 @@ def test_teacher_labeler_generates_with_a_local_model_and_rejects_answers_withou
     labeler = TeacherLabeler(str(tmp_path), max_new_tokens=8)
     assert labeler.label(DOCS_PAGE) is None  # an untrained model does not answer "score: N"
     assert labeler._model is not None and pickle.loads(pickle.dumps(labeler))._model is None  # workers reload
+
+
+def test_teacher_labeler_names_a_bad_model_path(tmp_path):
+    from infir.data.curation.quality_labels import TeacherLabeler
+
+    with pytest.raises(FileNotFoundError, match="TeacherLabeler.model_path"):
+        TeacherLabeler(str(tmp_path / "no-such-model")).label("Some text.")

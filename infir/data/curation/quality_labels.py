@@ -168,8 +168,12 @@ class TeacherLabeler(QualityLabeler):
     def _load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        self._model = AutoModelForCausalLM.from_pretrained(self.model_path).to(self.device).eval()
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            self._model = AutoModelForCausalLM.from_pretrained(self.model_path).to(self.device).eval()
+        except (OSError, ValueError) as err:
+            raise FileNotFoundError(f"TeacherLabeler.model_path: cannot load a causal LM and tokenizer from "
+                                    f"{self.model_path!r} ({err})") from err
 
     def label(self, text: str) -> int | None:
         import torch
@@ -181,9 +185,10 @@ class TeacherLabeler(QualityLabeler):
             prompt = self._tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                                          add_generation_prompt=True)
         inputs = self._tokenizer(prompt, return_tensors="pt").to(self.device)
+        pad_id = self._tokenizer.pad_token_id
         with torch.no_grad():
             out = self._model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                       pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id)
+                                       pad_token_id=self._tokenizer.eos_token_id if pad_id is None else pad_id)
         answer = self._tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         return parse_teacher_score(answer, self.min_score, self.max_score)
 
