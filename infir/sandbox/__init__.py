@@ -1,0 +1,7 @@
+"""Sandbox for untrusted code (benchmark completions now, synthesised SFT code later)."""
+
+from infir.sandbox.limits import SandboxLimits
+from infir.sandbox.runner import Sandbox, SandboxResult, SandboxUnavailable
+from infir.sandbox.verdict import ERROR, FAIL, PASS, TIMEOUT
+
+__all__ = ["ERROR", "FAIL", "PASS", "TIMEOUT", "Sandbox", "SandboxLimits", "SandboxResult", "SandboxUnavailable"]
