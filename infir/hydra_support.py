@@ -20,7 +20,15 @@ def run_name(override_dirname: str) -> str:
     return safe[: _MAX_NAME - 13] + "-" + hashlib.sha1(safe.encode()).hexdigest()[:12]
 
 
+def path_name(path: str) -> str:
+    """Folder name for results about a model path: its last four components, e.g. ``runs_default_hf_export``."""
+    parts = [part for part in str(path).rstrip("/").split("/") if part not in ("", ".", "..")]
+    return run_name("_".join(parts[-4:]))
+
+
 def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("infir_path_name"):
+        OmegaConf.register_new_resolver("infir_path_name", path_name)
     if not OmegaConf.has_resolver("infir_run_name"):
         OmegaConf.register_new_resolver("infir_run_name", run_name)
     if not OmegaConf.has_resolver("infir_cwd"):

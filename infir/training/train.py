@@ -22,6 +22,7 @@ from infir.data.curation.app import curated_sources
 from infir.data.corpus import prepare_corpus
 from infir.data.datamodule import PackedMixtureDataModule
 from infir.env import configure_offline_defaults
+from infir.eval.callback import EvalCallback
 from infir.models.causal_lm import build_causal_lm, count_parameters, training_flops_per_token
 from infir.training.export import export_hf
 from infir.training.loggers import build_loggers, csv_metrics_path, finish_wandb, log_resolved_config
@@ -99,6 +100,11 @@ def train(cfg: DictConfig) -> float:
     loggers = build_loggers(cfg.logger, run_dir, run_name, group, overrides, is_rank_zero)
     callbacks = [instantiate(cfg.callbacks.checkpoint, dirpath=str(checkpoint_dir))]
     callbacks += [instantiate(node) for key, node in cfg.callbacks.items() if key not in ("checkpoint",)]
+    eval_callback = cfg.get("eval", {}).get("callback")
+    if eval_callback and eval_callback.enabled:
+        callbacks.append(EvalCallback(OmegaConf.to_container(cfg.eval, resolve=True), tokenizer,
+                                      every_n_steps=int(eval_callback.every_n_steps),
+                                      at_end=bool(eval_callback.at_end), out_dir=run_dir / "eval"))
     failed = True
     try:
         trainer = instantiate(OmegaConf.create(trainer_kwargs), precision=precision, logger=loggers or False,
@@ -125,6 +131,8 @@ def train(cfg: DictConfig) -> float:
                    "token_streams": str(corpus.streams_dir), "documents": corpus.stats["documents"]}
         if is_rank_zero:
             log.info("run plan:\n%s", json.dumps(summary, indent=2))
+            # read by `python -m infir.eval model=<checkpoint>` to find the run's tokenizer
+            (run_dir / "run_plan.json").write_text(json.dumps(summary, indent=2))
         if loggers:
             resolved = OmegaConf.to_container(cfg, resolve=True)
             log_resolved_config(loggers, {**resolved, "run": summary})

@@ -1,0 +1,1 @@
+"""Few-shot evaluation: tasks, prompting, generation, scoring and a code sandbox."""

@@ -1,0 +1,63 @@
+"""Run the eval suite during training: every N optimizer steps and at the end.
+
+Metrics go to every attached logger (CSV and W&B) as ``eval/<task>/<metric>`` at the current
+global step; per-sample outputs go to ``<run>/eval/step<N>/``. Only rank 0 evaluates (the other
+ranks wait at their next collective); sharded (FSDP) models are not supported here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from transformers import PreTrainedTokenizerBase
+
+from infir.eval.suite import EvalSuite, flat_metrics
+
+log = logging.getLogger(__name__)
+
+
+class EvalCallback(L.Callback):
+    """Few-shot evaluation inside ``trainer.fit``; the suite (records, sandbox) is built once, at setup."""
+
+    def __init__(self, eval_cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, every_n_steps: int,
+                 at_end: bool = True, out_dir: Path | None = None) -> None:
+        if every_n_steps < 0:
+            raise ValueError(f"eval.callback.every_n_steps must be >= 0 (0 = only at the end), got {every_n_steps}")
+        self.eval_cfg = eval_cfg
+        self.tokenizer = tokenizer
+        self.every_n_steps = every_n_steps
+        self.at_end = at_end
+        self.out_dir = out_dir
+        self._suite: EvalSuite | None = None
+        self._last_step = -1
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Build the suite before training starts, so a bad eval config fails before any step."""
+        if trainer.is_global_zero and self._suite is None:
+            self._suite = EvalSuite(self.eval_cfg)
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step = trainer.global_step
+        self._last_step = step
+        if not trainer.is_global_zero or self._suite is None:
+            return
+        out = self.out_dir / f"step{step:07d}" if self.out_dir is not None else None
+        results = self._suite.run(pl_module.model, self.tokenizer, out)
+        metrics = flat_metrics(results)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+        log.info("eval at step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != self._last_step:
+            self._evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_end and trainer.global_step != self._last_step:
+            self._evaluate(trainer, pl_module)
