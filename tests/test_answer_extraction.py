@@ -1,0 +1,460 @@
+"""Answer extraction and scoring (infir.eval.answers) on tricky model outputs: each row has its exact answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from infir.eval import answers
+from infir.eval.answers import (
+    extract_choice_letter,
+    extract_gsm8k_flexible,
+    extract_gsm8k_strict,
+    extract_math_answer,
+    gsm8k_target,
+    last_boxed,
+    math_answers_equal,
+    normalise_math_answer,
+    normalise_number,
+)
+
+# --------------------------------------------------------------------------------------------------------------
+# Numbers and GSM8K
+# --------------------------------------------------------------------------------------------------------------
+
+NUMBERS = [
+    ("1,234", "1234"),
+    ("3.50", "3.5"),
+    ("18.0", "18"),
+    ("$5", "5"),
+    ("-0", "0"),
+    ("-0.0", "0"),
+    ("1/2", "0.5"),
+    ("2/6", "1/3"),
+    ("6/3", "2"),
+    ("-3/8", "-0.375"),
+    ("5.", "5"),
+    ("-$5", "-5"),
+    ("$-5", "-5"),
+    (".5", "0.5"),
+    ("+7", "7"),
+    ("\u22127", "-7"),
+    ("007", "7"),
+    ("1,000,000.00", "1000000"),
+    ("  42 ", "42"),
+    ("0.1000", "0.1"),
+    ("1e5", None),
+    ("50%", None),
+    ("1/0", None),
+    ("1.5/3", None),
+    ("abc", None),
+    ("", None),
+    (".", None),
+    ("--5", None),
+    ("5 apples", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), NUMBERS)
+def test_normalise_number(text: str, expected: str | None) -> None:
+    assert normalise_number(text) == expected
+
+
+@pytest.mark.parametrize(("field", "expected"), [
+    ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72", "72"),
+    ("He pays 1,000 + 200 = 1,200\n#### 1,200", "1200"),
+    ("So it costs $18.00\n#### $18.00", "18"),
+    ("The loss is -3\n#### -3", "-3"),
+    ("#### 18.0", "18"),
+    ("#### 0.25.", "0.25"),
+])
+def test_gsm8k_target(field: str, expected: str) -> None:
+    assert gsm8k_target(field) == expected
+
+
+def test_gsm8k_target_errors_name_the_text() -> None:
+    with pytest.raises(ValueError, match="no '####'.*the answer is 5"):
+        gsm8k_target("the answer is 5")
+    with pytest.raises(ValueError, match="not a number.*'five'"):
+        gsm8k_target("#### five")
+
+
+GSM8K_STRICT = [
+    ("Some steps.\n#### 72", "72"),
+    ("#### 1,200", "1200"),
+    ("#### 1,200.", "1200"),
+    ("#### -5", "-5"),
+    ("#### 18.0", "18"),
+    ("#### 3.50", "3.5"),
+    ("#### 0.5", "0.5"),
+    ("First #### 12 then #### 13", "12"),
+    ("#### 7\n\nQuestion: next one\nAnswer: #### 9", "7"),
+    ("The answer is 12.\n#### 12", "12"),
+    ("#### 1,000,000", "1000000"),
+    ("#### 42 apples", "42"),
+    ("#### 42.", "42"),
+    ("text#### 5", "5"),
+    ("##### 5", "5"),
+    ("#### 00012", "12"),
+    ("#### -0", "0"),
+    ("#### 12\n#### 99", "12"),
+    ("#### 5%", "5"),
+    ("#### 2.50 dollars", "2.5"),
+    ("So the total is 15.", None),
+    ("####5", None),
+    ("#### $5", None),
+    ("#### five", None),
+    ("#### ", None),
+    ("### 5", None),
+    ("#### .", None),
+    ("#### ,", None),
+    ("#### 1.2.3", None),
+    ("", None),
+    ("#  ### 5", None),
+    ("#### \u22125", None),
+]
+
+
+@pytest.mark.parametrize(("output", "expected"), GSM8K_STRICT)
+def test_extract_gsm8k_strict(output: str, expected: str | None) -> None:
+    assert extract_gsm8k_strict(output) == expected
+
+
+GSM8K_FLEXIBLE = [
+    ("The total is 72.", "72"),
+    ("She has 5 apples and buys 3 more, so 8 apples", "8"),
+    ("It costs $1,234.50 in total", "1234.5"),
+    ("1,000,000", "1000000"),
+    ("The price is $3.50.", "3.5"),
+    ("The temperature drops to -7 degrees", "-7"),
+    ("He walks 20km", "20"),
+    ("5 - 3 = 2", "2"),
+    ("5-3", "3"),
+    ("The answer is 18.0", "18"),
+    ("#### 12 but actually 13", "13"),
+    ("no numbers here", None),
+    ("", None),
+    ("The ratio is 1/2", "2"),
+    ("Loss: -$5", "-5"),
+    ("Balance $-5", "-5"),
+    ("It is \u221212", "-12"),
+    ("Values 1,2", "2"),
+    ("She ran 12,34 laps", "34"),
+    ("about .5 of it", "0.5"),
+    ("Answer: 007", "7"),
+    ("Total: 3,000 dollars. ", "3000"),
+    ("x2 = 10, so x = 5.", "5"),
+    ("Step 1: 4*3=12\nStep 2: 12+3=15\n", "15"),
+    ("He is 3rd with 50% of votes", "50"),
+    ("It takes 2.5 hours", "2.5"),
+    ("**Answer: 42**", "42"),
+    ("$\\boxed{36}$", "36"),
+    ("version 1.2.3", "3"),
+    ("It is 10:30", "30"),
+    ("From 3 to 5", "5"),
+    ("1,0000", "0"),
+    ("-0", "0"),
+]
+
+
+@pytest.mark.parametrize(("output", "expected"), GSM8K_FLEXIBLE)
+def test_extract_gsm8k_flexible(output: str, expected: str | None) -> None:
+    assert extract_gsm8k_flexible(output) == expected
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MATH: boxed extraction, normalisation, equivalence
+# --------------------------------------------------------------------------------------------------------------
+
+BOXED = [
+    ("The answer is $\\boxed{5}$.", "5"),
+    ("$\\boxed{\\frac{1}{2}}$", "\\frac{1}{2}"),
+    ("\\boxed{ 5 }", "5"),
+    ("First \\boxed{3}, then \\boxed{4}", "4"),
+    ("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"),
+    ("\\boxed{{1,2}}", "{1,2}"),
+    ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),
+    ("\\fbox{7}", "7"),
+    ("\\boxed 5$", "5"),
+    ("So $\\boxed 12$ is it", "12"),
+    ("\\boxed 5\nnext line", "5"),
+    ("\\boxed{", None),
+    ("\\boxed{\\frac{1}{2}", None),
+    ("\\boxed{5} and then \\boxed{6", None),
+    ("no box here", None),
+    ("", None),
+    ("\\boxed{}", None),
+    ("\\boxed{   }", None),
+    ("\\boxed{x^{2}+1}", "x^{2}+1"),
+    ("\\boxed{\\text{(A)}}", "\\text{(A)}"),
+    ("$$\\boxed{(-\\infty, 3]}$$", "(-\\infty, 3]"),
+    ("\\boxed{\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+    ("\\boxed{\\boxed{9}}", "9"),
+    ("\\boxed{3} \\fbox{4}", "4"),
+    ("\\fbox{4} \\boxed{3}", "3"),
+    ("\\boxedfoo{3}", None),
+    ("\\boxed {8}", "8"),
+    ("\\boxed{a}{b}", "a"),
+    ("\\boxed{\\left( 1, 2 \\right)}", "\\left( 1, 2 \\right)"),
+    ("The final answer is $\\boxed{10\\%}$. I hope it is correct.", "10\\%"),
+    ("\\boxed{2\\sqrt{2}}.", "2\\sqrt{2}"),
+    ("\\boxed{\\}}", "\\}"),
+    ("Answer: \\boxed{-\\dfrac{3}{4}}", "-\\dfrac{3}{4}"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BOXED)
+def test_last_boxed(text: str, expected: str | None) -> None:
+    assert last_boxed(text) == expected
+
+
+@pytest.mark.parametrize(("output", "expected"), [
+    ("So $\\boxed{\\frac{3}{4}}$.", "\\frac{3}{4}"),
+    ("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", "\\frac{1}{2}"),
+    ("The final answer is 12. I hope it is correct.", "12"),
+    ("Thus the answer is 3.5.", "3.5"),
+    ("The answer is: $x^2+1$", "x^2+1"),
+    ("The answer is 4. Wait, the final answer is 5.", "5"),
+    ("Final Answer: 7", "7"),
+    ("answer is \\(\\sqrt{2}\\).", "\\sqrt{2}"),
+    ("The answer is \\boxed{8}, not 9.", "8"),
+    ("I do not know.", None),
+    ("The final answer is $$.", None),
+    ("\\boxed{", None),
+])
+def test_extract_math_answer(output: str, expected: str | None) -> None:
+    assert extract_math_answer(output) == expected
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ("\\frac12", "\\frac{1}{2}"),
+    ("\\dfrac{1}{2}", "\\frac{1}{2}"),
+    ("\\tfrac34", "\\frac{3}{4}"),
+    ("\\frac\\pi2", "\\frac{\\pi}{2}"),
+    ("\\frac{\\frac12}{3}", "\\frac{\\frac{1}{2}}{3}"),
+    ("x = 3", "3"),
+    ("k=\\frac{1}{2}", "\\frac{1}{2}"),
+    ("x \\in [1, 2]", "[1,2]"),
+    ("10\\%", "10"),
+    ("90^\\circ", "90"),
+    ("90^{\\circ}", "90"),
+    ("5\\text{ cm}", "5"),
+    ("5 \\text{cm}^2", "5"),
+    ("\\text{(A)}", "A"),
+    ("\\text{Monday}", "Monday"),
+    ("\\$5.00", "5.00"),
+    ("1,000", "1000"),
+    ("10{,}000", "10000"),
+    ("\\sqrt2", "\\sqrt{2}"),
+    ("\\left( 1, 2 \\right)", "(1,2)"),
+    ("0.5", "\\frac{1}{2}"),
+    (".75", "0.75"),
+    ("3/4", "\\frac{3}{4}"),
+    ("$\\frac{1}{2}$.", "\\frac{1}{2}"),
+    ("\\sin x", "\\sin x"),
+    ("1,\\!000", "1000"),
+    ("\\begin{pmatrix}1\\\\ 2\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
+])
+def test_normalise_math_answer(answer: str, expected: str) -> None:
+    assert normalise_math_answer(answer) == expected
+
+
+MATH_EQUIVALENCE = [
+    # equal: text normalisation alone
+    ("\\frac12", "\\frac{1}{2}", True),
+    ("\\dfrac{1}{2}", "1/2", True),
+    ("x=3", "3", True),
+    ("10\\%", "10", True),
+    ("(1,2)", "(1, 2)", True),
+    ("90^\\circ", "90", True),
+    ("5\\text{ cm}", "5", True),
+    ("\\text{(A)}", "A", True),
+    ("\\text{(A)}", "(A)", True),
+    ("\\$1,000", "1000", True),
+    ("\\left[ 0, 1 \\right)", "[0,1)", True),
+    # equal: by value
+    ("\\frac12", "0.5", True),
+    ("0.75", "\\frac{3}{4}", True),
+    ("5.0", "5", True),
+    ("-\\frac{3}{4}", "-0.75", True),
+    ("\\frac{6}{8}", "\\frac34", True),
+    ("\\frac13", "0.3333333", True),
+    # equal: symbolic
+    ("2\\sqrt{2}", "\\sqrt{8}", True),
+    ("\\pi/2", "\\frac{\\pi}{2}", True),
+    ("x^2+1", "1+x^2", True),
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}", True),
+    ("\\frac{\\sqrt{3}}{2}", "0.8660254", True),
+    ("\\infty", "\\infty", True),
+    ("(-\\infty, 3]", "(-\\infty,\\frac{6}{2}]", True),
+    ("\\{1,2\\}", "\\{2,1\\}", True),
+    ("(x+1)^2", "x^2+2x+1", True),
+    ("y = 2x+1", "2x+1", True),
+    ("2x+3y=6", "3y+2x=6", True),
+    ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}\\frac{2}{2}\\\\ 2\\end{pmatrix}", True),
+    ("3\\pi", "\\pi\\cdot 3", True),
+    ("\\sqrt{2}/2", "\\frac{1}{\\sqrt{2}}", True),
+    # not equal
+    ("3", "4", False),
+    ("1000001", "1000000", False),
+    ("\\frac{1}{2}", "\\frac{1}{3}", False),
+    ("10\\%", "0.1", False),
+    ("(1,2)", "(2,1)", False),
+    ("[1,2]", "(1,2)", False),
+    ("x^2+1", "x^2-1", False),
+    ("\\infty", "-\\infty", False),
+    ("2\\sqrt{2}", "\\sqrt{2}", False),
+    ("\\text{(A)}", "B", False),
+    ("A", "a", False),
+    ("\\text{Monday}", "\\text{Mondya}", False),
+    ("\\{1,2\\}", "\\{1,2,3\\}", False),
+    ("0.333", "\\frac13", False),
+    ("\\pi", "3.14", False),
+    ("", "", False),
+    ("5", "", False),
+]
+
+
+@pytest.mark.parametrize(("predicted", "target", "expected"), MATH_EQUIVALENCE)
+def test_math_answers_equal(predicted: str, target: str, expected: bool) -> None:
+    assert math_answers_equal(predicted, target) is expected
+
+
+def test_math_answers_equal_is_symmetric_on_symbolic_cases() -> None:
+    assert math_answers_equal("\\sqrt{8}", "2\\sqrt{2}") and math_answers_equal("1+x^2", "x^2+1")
+    assert not math_answers_equal("\\sqrt{2}", "2\\sqrt{2}")
+
+
+def test_symbolic_comparison_works_from_a_thread() -> None:
+    results: list[bool] = []
+    thread = threading.Thread(target=lambda: results.append(math_answers_equal("2\\sqrt{2}", "\\sqrt{8}")))
+    thread.start()
+    thread.join(timeout=30)
+    assert results == [True]
+
+
+def test_without_a_worker_text_and_numbers_still_compare(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(answers, "_WORKER", answers._SymbolicWorker())
+    monkeypatch.setattr(answers.sys, "executable", "/nonexistent/python")  # the worker cannot start
+    assert math_answers_equal("\\frac12", "0.5") and math_answers_equal("x = 3", "3")
+    assert not math_answers_equal("2\\sqrt{2}", "\\sqrt{8}")  # needs sympy: reported as not equal, no exception
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Malformed, huge and adversarial input: fast, and no exception
+# --------------------------------------------------------------------------------------------------------------
+
+NESTED = "\\frac{" * 5000 + "1" + "}{2}" * 5000  # ~ 25k characters, 5000 levels deep
+ADVERSARIAL_PAIRS = [
+    ("\\boxed{", "5"),
+    ("x^(10^10^10)", "x^2"),
+    ("x^(10^10^10)", "x^(10^10^10)+1"),
+    ("(x+1)^{100000}", "x+1"),  # expands for longer than the timeout: the worker is killed
+    ("\\binom{10^{9}}{5\\cdot 10^{8}}", "3"),
+    (NESTED, "\\frac{1}{2}"),
+    ("(" * 10_000, ")" * 10_000),
+    ("}{" * 5000, "5"),
+    ("\\frac{1}{0}", "\\frac{1}{0}+1"),
+    ("\\sqrt{-1}^{\\infty}", "1"),
+    ("$$$$", "$"),
+    ("\\left(\\right", "\\frac"),
+    ("9" * 5000, "9" * 4999 + "8"),
+]
+
+
+@pytest.mark.parametrize(("predicted", "target"), ADVERSARIAL_PAIRS)
+def test_adversarial_math_pairs_return_false_quickly(predicted: str, target: str) -> None:
+    start = time.monotonic()
+    assert math_answers_equal(predicted, target, timeout_s=1.0) is False
+    assert time.monotonic() - start < 4.0
+
+
+def test_timeout_is_enforced_and_the_worker_recovers() -> None:
+    start = time.monotonic()
+    assert math_answers_equal("(x+1)^{100000}", "x+1", timeout_s=0.3) is False
+    assert time.monotonic() - start < 3.0
+    assert math_answers_equal("2\\sqrt{2}", "\\sqrt{8}")  # a fresh worker answers the next request
+
+
+@pytest.mark.parametrize("text", [
+    "\\boxed{" * 10_000,
+    "{" * 10_000 + "\\boxed{1" + "}" * 5000,
+    "#### " + "9" * 10_000,
+    "-" * 10_000 + "1",
+    ("1," * 10_000) + "5",
+    "$" * 10_000,
+    NESTED,
+    "\\\\" * 10_000,
+])
+def test_extractors_survive_huge_input(text: str) -> None:
+    start = time.monotonic()
+    extract_gsm8k_strict(text)
+    extract_gsm8k_flexible(text)
+    last_boxed(text)
+    extract_math_answer(text)
+    normalise_math_answer(text)
+    extract_choice_letter(text)
+    assert time.monotonic() - start < 2.0
+
+
+def test_huge_inputs_have_the_right_answers() -> None:
+    assert last_boxed("\\boxed{" * 10_000) is None
+    assert extract_gsm8k_strict("#### " + "9" * 10_000) == "9" * 10_000
+    assert extract_gsm8k_flexible("-" * 10_000 + "1") == "-1"
+    assert normalise_math_answer(NESTED).count("\\frac") == 5000
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Multiple choice
+# --------------------------------------------------------------------------------------------------------------
+
+CHOICES = [
+    ("The answer is (B)", "B"),
+    ("The answer is (B).", "B"),
+    ("B. Paris is the capital.", "B"),
+    ("Answer: C", "C"),
+    ("**D**", "D"),
+    ("The correct option is d.", "D"),
+    ("the answer is: **c**", "C"),
+    ("The answer is A because the others are wrong.", "A"),
+    ("The answer is a good question; the answer is (C)", "C"),
+    ("A good approach: compute 2+2. The answer is D", "D"),
+    ("Option A is wrong. Option C is wrong. The answer is B.", "B"),
+    ("b", "B"),
+    ("(c).", "C"),
+    ("(A)", "A"),
+    ("A", "A"),
+    ("C) 42", "C"),
+    ("I think it is (D) since 4 > 3.", "D"),
+    ("So the best choice is B", "B"),
+    ("$\\boxed{C}$", "C"),
+    ("\\boxed{\\text{(B)}}", "B"),
+    ("I believe B is correct", "B"),
+    ("A cat is an animal.", None),
+    ("The answer is E", None),
+    ("Either B or C.", None),
+    ("", None),
+    ("I don't know", None),
+    ("the answer is a cat", None),
+    ("The answer is (E)", None),
+]
+
+
+@pytest.mark.parametrize(("output", "expected"), CHOICES)
+def test_extract_choice_letter(output: str, expected: str | None) -> None:
+    assert extract_choice_letter(output) == expected
+
+
+def test_extract_choice_letter_more_choices() -> None:
+    assert extract_choice_letter("The answer is (E)", n_choices=5) == "E"
+    assert extract_choice_letter("Answer: J", n_choices=10) == "J"
+    assert extract_choice_letter("Answer: C", n_choices=2) is None
+    with pytest.raises(ValueError, match="n_choices"):
+        extract_choice_letter("A", n_choices=0)
+
+
+def test_row_counts_meet_the_brief() -> None:
+    assert min(len(GSM8K_STRICT), len(GSM8K_FLEXIBLE), len(BOXED), len(MATH_EQUIVALENCE)) >= 30
+    assert len(CHOICES) >= 15
