@@ -77,7 +77,8 @@ def test_sleeping_program_times_out_on_wall_clock(sandbox: Sandbox) -> None:
     "chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))",
 ])
 def test_memory_bomb_is_stopped_by_the_address_space_limit(sandbox: Sandbox, source: str) -> None:
-    result = sandbox.run_python(source)
+    # generous time limits: zero-filling 1 GiB on a loaded machine must end as "memory", not "timeout"
+    result = sandbox.run_python(source, limits=SandboxLimits(wall_time_s=20, cpu_time_s=10))
     assert result.verdict == ERROR and result.reason.startswith("memory limit")
 
 
@@ -182,3 +183,18 @@ def test_bad_limits_and_file_names_are_named() -> None:
         SandboxLimits.from_mapping({"wall_time": 3})
     with pytest.raises(ValueError, match="plain name"):
         Sandbox(allow_code_execution=True).run_python("print(1)", files={"../escape.py": ""})
+
+
+def test_extra_read_only_paths_are_readable_not_writable(tmp_path: Path) -> None:
+    """Paths under /tmp (e.g. a CI virtualenv) stay visible above the sandbox's private /tmp."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "data.txt").write_text("visible")
+    sandbox = Sandbox(FAST, allow_code_execution=True, extra_ro_paths=[str(shared)])
+    source = (f"print(open({str(shared / 'data.txt')!r}).read())\n"
+              f"try:\n    open({str(shared / 'data.txt')!r}, 'w')\nexcept OSError as exc:\n    print(exc.errno)\n"
+              f"open('/tmp/scratch', 'w').write('ok')\n")
+    result = sandbox.run_python(source)
+    assert result.passed, result.stderr
+    assert result.stdout.split() == ["visible", "30"]  # EROFS
+    assert (shared / "data.txt").read_text() == "visible"

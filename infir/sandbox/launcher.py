@@ -149,15 +149,18 @@ def _build_root(spec: dict) -> str:
     """Steps 2-3: the allow-listed read-only root with private writable /tmp and /sandbox."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None, "make mounts private")
     root = spec["root"]
+    size = int(spec["tmpfs_bytes"])
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755", "tmpfs for the new root")
+    os.makedirs(f"{root}/tmp")
+    # /tmp first: read-only paths below it (a venv in /tmp) are bound on top of the private tmpfs
+    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777", "tmpfs /tmp")
     for path in sorted(spec["ro_paths"], key=len):
         _bind_into(root, path)
-    for name in ("proc", "tmp", WORKDIR.lstrip("/")):
+    for name in ("proc", WORKDIR.lstrip("/")):
         os.makedirs(f"{root}/{name}", exist_ok=True)
     _set_mount_attrs(root, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, True, "make the new root read-only")
-    size = int(spec["tmpfs_bytes"])
+    _set_mount_attrs(f"{root}/tmp", 0, MOUNT_ATTR_RDONLY, False, "make /tmp writable again")
     owner = f"uid={SANDBOX_UID},gid={SANDBOX_UID}"
-    _mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777", "tmpfs /tmp")
     _mount("tmpfs", root + WORKDIR, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=0755,{owner}",
            "tmpfs " + WORKDIR)
     for name in os.listdir(spec["files"]):
