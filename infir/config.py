@@ -15,7 +15,7 @@ _POSITIVE_INTS = ("data_mix.token_budget", "phase.seq_len", "phase.micro_batch_s
                   "model.hidden_size", "model.num_hidden_layers", "model.num_attention_heads",
                   "model.num_key_value_heads", "model.intermediate_size", "tokenizer.vocab_size",
                   "callbacks.checkpoint.every_n_train_steps", "trainer.val_check_interval")
-_POSITIVE_FLOATS = ("phase.optimizer.lr",)
+_POSITIVE_FLOATS = ("phase.optimizer.lr",)  # or "inherit" (annealing: the previous phase's final LR)
 _NON_NEGATIVE = ("phase.optimizer.weight_decay", "phase.optimizer.grad_clip")
 
 
@@ -35,6 +35,10 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be a positive integer, got {value!r}")
     for key in _POSITIVE_FLOATS:
         value = _get(cfg, key)
+        if value == "inherit" and key == "phase.optimizer.lr":
+            if not str(cfg.phase.init_from).startswith(("hf:", "ckpt:")):
+                raise ConfigError("phase.optimizer.lr=inherit needs phase.init_from=hf:<dir> or ckpt:<path>")
+            continue
         if not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{key} must be a positive number, got {value!r}")
     for key in _NON_NEGATIVE:

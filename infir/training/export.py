@@ -7,10 +7,16 @@ from pathlib import Path
 import lightning as L
 from transformers import PreTrainedTokenizerBase
 
+from infir.training.phases import write_training_state
+
 
 def export_hf(trainer: L.Trainer, module: L.LightningModule, tokenizer: PreTrainedTokenizerBase,
-              out_dir: Path) -> Path | None:
-    """``save_pretrained`` model + tokenizer on rank 0; every rank must call (FSDP gathers weights)."""
+              out_dir: Path, phase: str = "pretrain") -> Path | None:
+    """``save_pretrained`` model + tokenizer on rank 0; every rank must call (FSDP gathers weights).
+
+    Beside them, ``infir_training.json`` records the phase and the LR it ended at, which an
+    annealing phase started from this export inherits.
+    """
     state = trainer.strategy.lightning_module_state_dict()  # full, unsharded weights
     if not trainer.is_global_zero:
         return None
@@ -25,4 +31,6 @@ def export_hf(trainer: L.Trainer, module: L.LightningModule, tokenizer: PreTrain
     finally:
         model.config.use_cache = False
     tokenizer.save_pretrained(str(out_dir))
+    write_training_state(out_dir, {"phase": phase, "final_lr": trainer.optimizers[0].param_groups[0]["lr"],
+                                   "global_step": trainer.global_step})
     return out_dir

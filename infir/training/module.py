@@ -67,11 +67,12 @@ class CausalLMModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = next_token_loss(self(batch["input_ids"]), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        # the LR this step's update uses (the scheduler advances after the optimizer step)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.log("train/tokens_seen", float(self.global_step * self.tokens_per_step), on_step=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
 
     def on_validation_epoch_start(self) -> None:
         # per domain: summed NLL (nats), target tokens, target UTF-8 bytes

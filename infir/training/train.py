@@ -27,6 +27,7 @@ from infir.models.causal_lm import build_causal_lm, count_parameters, training_f
 from infir.training.export import export_hf
 from infir.training.loggers import build_loggers, csv_metrics_path, finish_wandb, log_resolved_config
 from infir.training.module import CausalLMModule
+from infir.training.phases import continued_tokenizer_cfg, resolve_phase_lr
 from infir.training.precision import resolve_precision
 from infir.training.run import local_rank, lock_run_dir, resume_checkpoint, rewind_csv
 from infir.training.schedules import LRSchedule, warmup_steps_from
@@ -71,7 +72,8 @@ def train(cfg: DictConfig) -> float:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     sources = curated_sources(cfg)
-    corpus = prepare_corpus(sources, dict(cfg.data_mix.weights), cfg.tokenizer, cfg.paths.cache_dir,
+    tokenizer_cfg = continued_tokenizer_cfg(cfg.tokenizer, str(cfg.phase.init_from))
+    corpus = prepare_corpus(sources, dict(cfg.data_mix.weights), tokenizer_cfg, cfg.paths.cache_dir,
                             phase=cfg.phase.name, allow_synthetic=bool(cfg.data_mix.allow_synthetic),
                             shard_tokens=int(cfg.data_mix.shard_tokens))
     tokenizer = corpus.tokenizer
@@ -87,11 +89,12 @@ def train(cfg: DictConfig) -> float:
     model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
                             tokenizer.pad_token_id, init_from=str(cfg.phase.init_from))
     schedule_cfg = cfg.phase.schedule
+    lr, min_lr_ratio = resolve_phase_lr(cfg.phase)
     schedule = LRSchedule(schedule_cfg.kind, datamodule.max_steps,
                           warmup_steps_from(datamodule.max_steps, schedule_cfg.warmup_steps, schedule_cfg.warmup_ratio),
-                          schedule_cfg.min_lr_ratio, schedule_cfg.decay_fraction)
+                          min_lr_ratio, schedule_cfg.decay_fraction)
     tokens_per_step = cfg.phase.global_batch_size * cfg.phase.seq_len
-    module = CausalLMModule(model, cfg.phase.optimizer, schedule, corpus.domains, tokens_per_step)
+    module = CausalLMModule(model, {**cfg.phase.optimizer, "lr": lr}, schedule, corpus.domains, tokens_per_step)
 
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k not in _NON_TRAINER_KEYS}
     precision = resolve_precision(trainer_kwargs.pop("precision"), str(trainer_kwargs.get("accelerator", "auto")))
@@ -149,7 +152,8 @@ def train(cfg: DictConfig) -> float:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         if trainer.global_step % int(cfg.trainer.val_check_interval):
             trainer.validate(module, datamodule=datamodule, verbose=False)
-        export_dir = export_hf(trainer, module, tokenizer, run_dir / "hf_export") if cfg.export else None
+        export_dir = export_hf(trainer, module, tokenizer, run_dir / "hf_export", phase=str(cfg.phase.name)) \
+            if cfg.export else None
         metric = float(trainer.callback_metrics[cfg.optimized_metric])
         if trainer.is_global_zero:
             ckpt = checkpoint_dir / "last.ckpt"
