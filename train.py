@@ -14,6 +14,11 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    if cfg.get("chain"):  # experiment=embedded_chain: pretrain -> anneal -> SFT in one command
+        from infir.training.chain import run_chain
+
+        run_chain(cfg)
+        return 0.0
     from infir.training.train import train
 
     return train(cfg)

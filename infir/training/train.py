@@ -57,12 +57,16 @@ def _run_identity(cfg: DictConfig) -> tuple[Path, str, list[str]]:
     return Path(cfg.paths.run_dir), "default", []
 
 
-def train(cfg: DictConfig) -> float:
-    """Pre-train (or continue) a causal LM as ``cfg`` says; returns ``cfg.optimized_metric``."""
+def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) -> float:
+    """Train one phase as ``cfg`` says; returns ``cfg.optimized_metric``.
+
+    ``identity`` (run dir, run name, tags) replaces Hydra's runtime one when a driver (the phase
+    chain) runs several phases inside one Hydra job.
+    """
     configure_offline_defaults()
     _quiet_non_zero_ranks()
     validate_config(cfg)
-    run_dir, run_name, overrides = _run_identity(cfg)
+    run_dir, run_name, overrides = identity or _run_identity(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     _lock = lock_run_dir(run_dir) if local_rank() == 0 else None  # noqa: F841 (held until exit)
     checkpoint_dir = run_dir / "checkpoints"
