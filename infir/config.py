@@ -48,8 +48,11 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.phase.global_batch_size % cfg.phase.micro_batch_size:
         raise ConfigError(f"phase.global_batch_size={cfg.phase.global_batch_size} must be a multiple of "
                           f"phase.micro_batch_size={cfg.phase.micro_batch_size}")
-    weights = cfg.data_mix.weights
-    if not weights or any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()) \
+    weights = cfg.data_mix.get("weights")
+    if cfg.data_mix.get("kind") == "sft":
+        if not isinstance(cfg.phase.get("epochs"), int) or cfg.phase.epochs < 1:
+            raise ConfigError(f"phase.epochs must be a positive integer for SFT, got {cfg.phase.get('epochs')!r}")
+    elif not weights or any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()) \
             or sum(weights.values()) <= 0:
         raise ConfigError(f"data_mix.weights must be non-negative numbers with a positive sum, got "
                           f"{OmegaConf.to_container(weights)}")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from infir.data.sft import flatten_for_varlen
 from infir.training.schedules import LRSchedule
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,22 @@ class CausalLMModule(L.LightningModule):
         self.tokens_per_step = tokens_per_step
         self._val_sums: torch.Tensor | None = None
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, use_cache=False).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits; packed SFT batches add a 4D block-causal ``attention_mask`` and per-sample ``position_ids``."""
+        if attention_mask is not None and attention_mask.dim() == 4 and \
+                getattr(self.model.config, "_attn_implementation", "") == "flash_attention_2":
+            batch = flatten_for_varlen({"input_ids": input_ids, "position_ids": position_ids})
+            logits = self.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+            return logits.view(*input_ids.shape, -1)
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).logits
+
+    def _logits(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self(batch["input_ids"], batch.get("attention_mask"), batch.get("position_ids"))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = next_token_loss(self(batch["input_ids"]), batch["labels"])
+        loss = next_token_loss(self._logits(batch), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         # the LR this step's update uses (the scheduler advances after the optimizer step)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
@@ -79,7 +91,7 @@ class CausalLMModule(L.LightningModule):
         self._val_sums = torch.zeros(len(self.domains), 3, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        token_loss = next_token_loss(self(batch["input_ids"]), batch["labels"], reduction="none")
+        token_loss = next_token_loss(self._logits(batch), batch["labels"], reduction="none")
         per_seq = token_loss.view(batch["labels"].shape).sum(dim=1).double()
         counts = (batch["labels"] != IGNORE_INDEX).sum(dim=1).double()
         self._val_sums[:, 0].index_add_(0, batch["domain"], per_seq)

@@ -8,12 +8,16 @@ from the inherited LR, or a WSD run's decay branch. Every export records the LR 
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+log = logging.getLogger(__name__)
 
 TRAINING_STATE_FILE = "infir_training.json"
 INHERIT = "inherit"
@@ -74,3 +78,21 @@ def continued_tokenizer_cfg(tokenizer_cfg: Mapping[str, Any], init_from: str) ->
                              f"set tokenizer.path")
         cfg["path"] = json.loads(plan.read_text())["tokenizer"]
     return cfg
+
+
+def apply_trainable(model: torch.nn.Module, patterns: list[str]) -> int:
+    """Freeze every parameter whose name matches none of ``phase.trainable``'s glob patterns.
+
+    ``["*"]`` trains everything; e.g. ``["model.embed_tokens.*", "lm_head.*"]`` trains only the
+    embeddings. Returns the number of trainable parameters; none at all is an error naming the key.
+    """
+    trainable = 0
+    for name, param in model.named_parameters():
+        param.requires_grad_(any(fnmatch.fnmatchcase(name, p) for p in patterns))
+        trainable += param.numel() if param.requires_grad else 0
+    if trainable == 0:
+        raise ValueError(f"phase.trainable={patterns} matches no parameter (names look like "
+                         f"{next(iter(dict(model.named_parameters())))!r})")
+    if patterns != ["*"]:
+        log.info("phase.trainable=%s: %d trainable parameters", patterns, trainable)
+    return trainable

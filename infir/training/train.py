@@ -21,13 +21,16 @@ from infir.config import validate_config
 from infir.data.curation.app import curated_sources
 from infir.data.corpus import prepare_corpus
 from infir.data.datamodule import PackedMixtureDataModule
+from infir.data.sft_datamodule import build_sft_datamodule
 from infir.env import configure_offline_defaults
 from infir.eval.callback import EvalCallback
 from infir.models.causal_lm import build_causal_lm, count_parameters, training_flops_per_token
+from infir.models.chat_template import ensure_chat_template
+from infir.models.tokenizer import load_tokenizer
 from infir.training.export import export_hf
 from infir.training.loggers import build_loggers, csv_metrics_path, finish_wandb, log_resolved_config
 from infir.training.module import CausalLMModule
-from infir.training.phases import continued_tokenizer_cfg, resolve_phase_lr
+from infir.training.phases import apply_trainable, continued_tokenizer_cfg, resolve_phase_lr
 from infir.training.precision import resolve_precision
 from infir.training.run import local_rank, lock_run_dir, resume_checkpoint, rewind_csv
 from infir.training.schedules import LRSchedule, warmup_steps_from
@@ -57,6 +60,35 @@ def _run_identity(cfg: DictConfig) -> tuple[Path, str, list[str]]:
     return Path(cfg.paths.run_dir), "default", []
 
 
+def _token_mix_data(cfg: DictConfig, tokenizer_cfg: dict, run_dir: Path) -> tuple:
+    """Pre-training/annealing data: (curated) sources -> tokenizer -> token shards -> mixture batches."""
+    sources = curated_sources(cfg)
+    corpus = prepare_corpus(sources, dict(cfg.data_mix.weights), tokenizer_cfg, cfg.paths.cache_dir,
+                            phase=cfg.phase.name, allow_synthetic=bool(cfg.data_mix.allow_synthetic),
+                            shard_tokens=int(cfg.data_mix.shard_tokens))
+    funnels = {name: s.result.funnel for name, s in sources.items() if getattr(s, "result", None) is not None}
+    if funnels and local_rank() == 0:
+        (run_dir / "curation_funnel.json").write_text(json.dumps({"recipe": cfg.curation.name, "funnels": funnels},
+                                                                 indent=2))
+    datamodule = PackedMixtureDataModule(
+        corpus, dict(cfg.data_mix.weights), seq_len=cfg.phase.seq_len, micro_batch_size=cfg.phase.micro_batch_size,
+        global_batch_size=cfg.phase.global_batch_size, token_budget=cfg.data_mix.token_budget, seed=cfg.seed,
+        val_windows_per_domain=cfg.data_mix.val_windows_per_domain, num_workers=cfg.data_mix.num_workers)
+    summary = {"tokenizer": str(corpus.tokenizer_dir), "token_streams": str(corpus.streams_dir),
+               "documents": corpus.stats["documents"]}
+    return datamodule, corpus.tokenizer, summary
+
+
+def _sft_data(cfg: DictConfig, tokenizer_cfg: dict) -> tuple:
+    """SFT data: the continued model's tokenizer (given a chat template) and packed conversations."""
+    if not tokenizer_cfg.get("path"):
+        raise ValueError("phase=sft continues a trained model: set phase.init_from=hf:<dir>|ckpt:<path> "
+                         "(its tokenizer is used) or tokenizer.path")
+    tokenizer = ensure_chat_template(load_tokenizer(tokenizer_cfg["path"]))
+    datamodule = build_sft_datamodule(cfg.data_mix, cfg.phase, tokenizer, int(cfg.seed))
+    return datamodule, tokenizer, {"tokenizer": str(tokenizer_cfg["path"])}
+
+
 def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) -> float:
     """Train one phase as ``cfg`` says; returns ``cfg.optimized_metric``.
 
@@ -75,20 +107,11 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
         torch.set_num_threads(int(cfg.trainer.torch_threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    sources = curated_sources(cfg)
     tokenizer_cfg = continued_tokenizer_cfg(cfg.tokenizer, str(cfg.phase.init_from))
-    corpus = prepare_corpus(sources, dict(cfg.data_mix.weights), tokenizer_cfg, cfg.paths.cache_dir,
-                            phase=cfg.phase.name, allow_synthetic=bool(cfg.data_mix.allow_synthetic),
-                            shard_tokens=int(cfg.data_mix.shard_tokens))
-    tokenizer = corpus.tokenizer
-    funnels = {name: s.result.funnel for name, s in sources.items() if getattr(s, "result", None) is not None}
-    if funnels and local_rank() == 0:
-        (run_dir / "curation_funnel.json").write_text(json.dumps({"recipe": cfg.curation.name, "funnels": funnels},
-                                                                 indent=2))
-    datamodule = PackedMixtureDataModule(
-        corpus, dict(cfg.data_mix.weights), seq_len=cfg.phase.seq_len, micro_batch_size=cfg.phase.micro_batch_size,
-        global_batch_size=cfg.phase.global_batch_size, token_budget=cfg.data_mix.token_budget, seed=cfg.seed,
-        val_windows_per_domain=cfg.data_mix.val_windows_per_domain, num_workers=cfg.data_mix.num_workers)
+    if cfg.data_mix.get("kind") == "sft":
+        datamodule, tokenizer, data_summary = _sft_data(cfg, tokenizer_cfg)
+    else:
+        datamodule, tokenizer, data_summary = _token_mix_data(cfg, tokenizer_cfg, run_dir)
 
     model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
                             tokenizer.pad_token_id, init_from=str(cfg.phase.init_from))
@@ -98,7 +121,8 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
                           warmup_steps_from(datamodule.max_steps, schedule_cfg.warmup_steps, schedule_cfg.warmup_ratio),
                           min_lr_ratio, schedule_cfg.decay_fraction)
     tokens_per_step = cfg.phase.global_batch_size * cfg.phase.seq_len
-    module = CausalLMModule(model, {**cfg.phase.optimizer, "lr": lr}, schedule, corpus.domains, tokens_per_step)
+    apply_trainable(model, list(cfg.phase.get("trainable") or ["*"]))
+    module = CausalLMModule(model, {**cfg.phase.optimizer, "lr": lr}, schedule, datamodule.domains, tokens_per_step)
 
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k not in _NON_TRAINER_KEYS}
     precision = resolve_precision(trainer_kwargs.pop("precision"), str(trainer_kwargs.get("accelerator", "auto")))
@@ -134,8 +158,7 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
                    "max_steps": datamodule.max_steps, "tokens_per_step": tokens_per_step,
                    "accumulate_grad_batches": trainer.accumulate_grad_batches, "world_size": trainer.world_size,
                    "peak_flops_per_device": peak, "peak_flops_source": peak_source,
-                   "domains": datamodule.describe(), "tokenizer": str(corpus.tokenizer_dir),
-                   "token_streams": str(corpus.streams_dir), "documents": corpus.stats["documents"]}
+                   "domains": datamodule.describe(), **data_summary}
         if is_rank_zero:
             log.info("run plan:\n%s", json.dumps(summary, indent=2))
             # read by `python -m infir.eval model=<checkpoint>` to find the run's tokenizer
