@@ -45,9 +45,10 @@ def run_chain(cfg: DictConfig) -> dict[str, str]:
             log.info("chain: %s already finished (%s); skipping", label, export)
         else:
             overrides = [f"phase={step.phase}", f"name={cfg.name}", *cli, *list(step.get("overrides") or [])]
-            if previous is not None:
-                overrides.append(f"phase.init_from='hf:{previous}'")
             phase_cfg = compose(config_name="train", overrides=overrides)
+            if previous is not None:  # set directly: a run dir name may hold characters the override grammar reads
+                phase_cfg.phase.init_from = f"hf:{previous}"
+                overrides.append(f"phase.init_from=hf:{previous}")
             log.info("chain: running %s with %s", label, overrides)
             train(phase_cfg, identity=(run_dir, f"{cfg.name}/{label}", overrides))
         exports[label] = str(export)
