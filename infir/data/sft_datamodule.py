@@ -62,6 +62,9 @@ class SFTDataModule(L.LightningDataModule):
         by_source: dict[str, list[Mapping[str, Any]]] = {}
         for record in val_records:
             by_source.setdefault(str(record.get("source", "sft")), []).append(record)
+        if not by_source:
+            raise ValueError("SFT: no validation conversations; give data_mix.files an entry with split: validation "
+                             "or keep embedded data_mix.sources")
         self.domains = sorted(by_source)
         self.val_samples = {s: encode_conversations(tokenizer, by_source[s][:val_per_source], seq_len,
                                                     source=f"sft validation/{s}").samples for s in self.domains}
