@@ -186,6 +186,10 @@ def test_instruct_mode_uses_the_chat_template_and_think_suffix() -> None:
 
     with pytest.raises(ValueError, match="chat template"):
         suite.render(task, task.records[0], PlainTokenizer())
+    # a chat reply ends at EOS: the few-shot stop strings ("\n\n", "\ndef") would cut it
+    assert suite.runs["gsm8k"].generation.stop == ()
+    base = EvalSuite({"tasks": {"gsm8k": {"source": {"embedded": "procedural"}, "limit": 1}}})
+    assert base.runs["gsm8k"].generation.stop == ("Question:", "\n\n")
 
 
 def test_code_from_instruct_reply() -> None:
@@ -233,6 +237,9 @@ def test_malformed_records_are_counted_and_skipped(tmp_path: Path, caplog: pytes
 
 
 def test_bad_task_config_is_named() -> None:
+    with pytest.raises(ValueError, match="eval.tasks is empty"):
+        EvalSuite({"tasks": {"gsm8k": {"enabled": False, "source": {"embedded": "procedural"}}}})
+    assert EvalSuite({"tasks": {}, "nll": {"enabled": True}}).runs == {}  # an NLL-only evaluation is fine
     with pytest.raises(ValueError, match="unknown task 'gsm9k'"):
         EvalSuite({"tasks": {"gsm9k": {"source": {"embedded": "procedural"}}}})
     with pytest.raises(ValueError, match="eval.tasks.gsm8k: unknown key"):

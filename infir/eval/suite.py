@@ -88,7 +88,8 @@ def build_task(name: str, cfg: Mapping[str, Any], mode: str, defaults: Mapping[s
     generation = GenerationConfig(
         max_new_tokens=int(cfg.get("max_new_tokens", defaults["max_new_tokens"])),
         do_sample=temperature > 0, temperature=temperature if temperature > 0 else 1.0,
-        top_p=float(cfg.get("top_p", 1.0)), num_samples=num_samples, stop=tuple(task.stop),
+        top_p=float(cfg.get("top_p", 1.0)), num_samples=num_samples,
+        stop=tuple(task.stop) if mode == BASE else (),  # a chat reply ends at EOS; few-shot stops would cut it
         batch_size=int(defaults["batch_size"]), seed=int(defaults.get("seed", 0)))
     ks = tuple(int(k) for k in cfg.get("ks", (1,)))
     if any(k > num_samples for k in ks):
@@ -105,8 +106,8 @@ class EvalSuite:
                     "seed": cfg.get("seed", 0)}
         tasks = {name: task_cfg for name, task_cfg in (cfg.get("tasks") or {}).items()
                  if task_cfg is not None and task_cfg.get("enabled", True)}
-        if not tasks:
-            raise ValueError("eval.tasks is empty: enable at least one task")
+        if not tasks and not (cfg.get("nll") or {}).get("enabled"):
+            raise ValueError("eval.tasks is empty: enable at least one task (or eval.nll)")
         self.runs = {name: build_task(name, task_cfg, self.mode, defaults) for name, task_cfg in tasks.items()}
         self.sandbox: Sandbox | None = None
         if any(run.task.needs_sandbox for run in self.runs.values()) and cfg.get("allow_code_execution", False):
