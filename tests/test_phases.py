@@ -92,3 +92,18 @@ def test_init_from_hf_gives_identical_initial_logits(pretrained: Path) -> None:
     ids = torch.tensor([tokenizer("def f(x):\n    return x + 1\n")["input_ids"]])
     with torch.no_grad():
         assert torch.equal(continued(ids).logits, reference(ids).logits)
+
+
+def test_last_checkpoint_is_the_final_step_and_a_rerun_trains_nothing(pretrained: Path, shared_cache) -> None:
+    """25 steps with periodic saves every 20: last.ckpt must still be step 25, and re-running the
+    finished command must not train the tail again."""
+    out = pretrained.parent.parent.parent
+    args = [*SMOKE, "data_mix.token_budget=12800"]
+    run_train(args, out, shared_cache)
+    run_dir = out / "embedded_pretrain" / "runs" / "data_mix.token_budget=12800,debug=smoke,model=nano"
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True, mmap=True)
+    assert last["global_step"] == 25
+    metrics_before = (run_dir / "csv" / "metrics.csv").read_text()
+    again = run_train(args, out, shared_cache)
+    assert "run already finished (25 steps)" in again.stdout
+    assert (run_dir / "csv" / "metrics.csv").read_text() == metrics_before  # nothing trained or rewritten

@@ -109,6 +109,13 @@ def test_sft_export_loads_in_plain_transformers_and_chats(chain) -> None:
     out = model.generate(**ids, max_new_tokens=8, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
 
+    from infir.eval.loading import load_model  # the eval app's checkpoint path gets the same chat template
+
+    from_ckpt, ckpt_tokenizer = load_model(chain_dir / "2_sft" / "checkpoints" / "last.ckpt", device="cpu")
+    assert ckpt_tokenizer.chat_template == tokenizer.chat_template
+    with torch.no_grad():
+        assert from_ckpt(**ids).logits.shape == model(**ids).logits.shape
+
 
 def test_rerunning_the_chain_skips_finished_phases_and_resumes_an_unfinished_one(chain, shared_cache) -> None:
     out, chain_dir, _ = chain

@@ -1,8 +1,9 @@
 """Load a model to evaluate: an HF directory (our exports, or any local Llama) or one of our checkpoints.
 
 A Lightning checkpoint alone does not say the architecture or the tokenizer, so a checkpoint is read
-with its run directory: ``<run>/.hydra/config.yaml`` (the model config) and ``<run>/run_plan.json``
-(the tokenizer the run trained with), both written by ``train.py``.
+with its run directory: ``<run>/resolved_config.yaml`` (the model and phase config) and
+``<run>/run_plan.json`` (the tokenizer the run trained with), both written by ``train.py``; an SFT
+run's tokenizer gets the chat template it was trained with.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from infir.models.causal_lm import build_causal_lm
+from infir.models.chat_template import ensure_chat_template
 from infir.models.tokenizer import load_tokenizer
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -36,13 +38,15 @@ def _dtype(name: str, device: torch.device) -> torch.dtype:
 
 def _from_checkpoint(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     run_dir = path.parent.parent
-    config_path, plan_path = run_dir / ".hydra" / "config.yaml", run_dir / "run_plan.json"
+    config_path, plan_path = run_dir / "resolved_config.yaml", run_dir / "run_plan.json"
     for needed in (config_path, plan_path):
         if not needed.is_file():
             raise FileNotFoundError(f"model={path}: a checkpoint is loaded with its run directory, but {needed} "
                                     f"is missing (evaluate the run's hf_export instead)")
     cfg = OmegaConf.load(config_path)
     tokenizer = load_tokenizer(json.loads(plan_path.read_text())["tokenizer"])
+    if cfg.phase.name == "sft":
+        tokenizer = ensure_chat_template(tokenizer)
     model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
                             tokenizer.pad_token_id, init_from=f"ckpt:{path}")
     return model, tokenizer

@@ -7,6 +7,7 @@ baseline, fit, validate at the end, export. W&B is closed whatever happens.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from pathlib import Path
@@ -30,7 +31,7 @@ from infir.models.tokenizer import load_tokenizer
 from infir.training.export import export_hf
 from infir.training.loggers import build_loggers, csv_metrics_path, finish_wandb, log_resolved_config
 from infir.training.module import CausalLMModule
-from infir.training.phases import apply_trainable, continued_tokenizer_cfg, resolve_phase_lr
+from infir.training.phases import TRAINING_STATE_FILE, apply_trainable, continued_tokenizer_cfg, resolve_phase_lr
 from infir.training.precision import resolve_precision
 from infir.training.run import local_rank, lock_run_dir, resume_checkpoint, rewind_csv
 from infir.training.schedules import LRSchedule, warmup_steps_from
@@ -58,6 +59,33 @@ def _run_identity(cfg: DictConfig) -> tuple[Path, str, list[str]]:
         overrides = list(hydra.overrides.task)
         return Path(hydra.runtime.output_dir), hydra.job.override_dirname or "default", overrides
     return Path(cfg.paths.run_dir), "default", []
+
+
+def _already_finished(cfg: DictConfig, checkpoint: Path, max_steps: int, run_dir: Path) -> bool:
+    """The checkpoint is the last step and the export (if any) is complete: re-running changes nothing,
+    and touching the loggers again would only rewrite their files."""
+    step = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    return step >= max_steps and (not cfg.export or (run_dir / "hf_export" / TRAINING_STATE_FILE).is_file())
+
+
+def _last_logged(metrics_csv: Path, key: str) -> float:
+    """The last value of ``key`` in the run's CSV (NaN when there is none), for a finished run's return."""
+    if not metrics_csv.is_file():
+        return float("nan")
+    with metrics_csv.open(newline="") as f:
+        values = [row[key] for row in csv.DictReader(f) if row.get(key)]
+    return float(values[-1]) if values else float("nan")
+
+
+def _save_final_checkpoint(trainer: L.Trainer, last: Path) -> None:
+    """Make ``last.ckpt`` the final step: periodic saves stop at the last multiple of the interval,
+    so without this the printed checkpoint lags the export and re-running a finished command would
+    retrain the tail. Every rank calls (the strategy writes on rank 0)."""
+    if last.is_file():
+        saved = int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+        if saved == trainer.global_step:
+            return
+    trainer.save_checkpoint(str(last))
 
 
 def _token_mix_data(cfg: DictConfig, tokenizer_cfg: dict, run_dir: Path) -> tuple:
@@ -113,6 +141,10 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     else:
         datamodule, tokenizer, data_summary = _token_mix_data(cfg, tokenizer_cfg, run_dir)
 
+    if resume_from is not None and _already_finished(cfg, resume_from, datamodule.max_steps, run_dir):
+        print(f"[infir] run already finished ({datamodule.max_steps} steps); nothing to do: {run_dir}", flush=True)
+        return _last_logged(run_dir / "csv" / "metrics.csv", str(cfg.optimized_metric))
+
     model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
                             tokenizer.pad_token_id, init_from=str(cfg.phase.init_from))
     schedule_cfg = cfg.phase.schedule
@@ -161,8 +193,9 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
                    "domains": datamodule.describe(), **data_summary}
         if is_rank_zero:
             log.info("run plan:\n%s", json.dumps(summary, indent=2))
-            # read by `python -m infir.eval model=<checkpoint>` to find the run's tokenizer
+            # read by `python -m infir.eval model=<checkpoint>` to rebuild the model and find its tokenizer
             (run_dir / "run_plan.json").write_text(json.dumps(summary, indent=2))
+            OmegaConf.save(cfg, run_dir / "resolved_config.yaml", resolve=True)
         if loggers:
             resolved = OmegaConf.to_container(cfg, resolve=True)
             log_resolved_config(loggers, {**resolved, "run": summary})
@@ -177,6 +210,7 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
         else:
             trainer.validate(module, datamodule=datamodule, verbose=False)  # the step-0 baseline
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+        _save_final_checkpoint(trainer, checkpoint_dir / "last.ckpt")
         if trainer.global_step % int(cfg.trainer.val_check_interval):
             trainer.validate(module, datamodule=datamodule, verbose=False)
         export_dir = export_hf(trainer, module, tokenizer, run_dir / "hf_export", phase=str(cfg.phase.name)) \
