@@ -8,7 +8,6 @@ run's tokenizer gets the chat template it was trained with.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 from infir.models.causal_lm import build_causal_lm
 from infir.models.chat_template import ensure_chat_template
 from infir.models.tokenizer import load_tokenizer
+from infir.training.phases import checkpoint_tokenizer_dir
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -37,14 +37,12 @@ def _dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def _from_checkpoint(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    run_dir = path.parent.parent
-    config_path, plan_path = run_dir / "resolved_config.yaml", run_dir / "run_plan.json"
-    for needed in (config_path, plan_path):
-        if not needed.is_file():
-            raise FileNotFoundError(f"model={path}: a checkpoint is loaded with its run directory, but {needed} "
-                                    f"is missing (evaluate the run's hf_export instead)")
+    config_path = path.parent.parent / "resolved_config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"model={path}: a checkpoint is loaded with its run directory, but {config_path} "
+                                f"is missing (evaluate the run's hf_export instead)")
     cfg = OmegaConf.load(config_path)
-    tokenizer = load_tokenizer(json.loads(plan_path.read_text())["tokenizer"])
+    tokenizer = load_tokenizer(checkpoint_tokenizer_dir(path))
     if cfg.phase.name == "sft":
         tokenizer = ensure_chat_template(tokenizer)
     model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,

@@ -72,11 +72,7 @@ def continued_tokenizer_cfg(tokenizer_cfg: Mapping[str, Any], init_from: str) ->
     if init_from.startswith("hf:"):
         cfg["path"] = init_from[3:]
     elif init_from.startswith("ckpt:"):
-        plan = Path(init_from[5:]).parent.parent / "run_plan.json"
-        if not plan.is_file():
-            raise ValueError(f"phase.init_from={init_from}: cannot find the run's tokenizer ({plan} is missing); "
-                             f"set tokenizer.path")
-        cfg["path"] = json.loads(plan.read_text())["tokenizer"]
+        cfg["path"] = str(checkpoint_tokenizer_dir(Path(init_from[5:])))
     return cfg
 
 
@@ -96,3 +92,12 @@ def apply_trainable(model: torch.nn.Module, patterns: list[str]) -> int:
     if patterns != ["*"]:
         log.info("phase.trainable=%s: %d trainable parameters", patterns, trainable)
     return trainable
+
+
+def checkpoint_tokenizer_dir(checkpoint: Path) -> Path:
+    """The tokenizer a checkpoint's run trained with, from ``<run>/run_plan.json`` (``train.py`` writes it)."""
+    plan = checkpoint.parent.parent / "run_plan.json"
+    if not plan.is_file():
+        raise FileNotFoundError(f"{checkpoint}: cannot find its run's tokenizer ({plan} is missing); "
+                                f"set tokenizer.path or use the run's hf_export")
+    return Path(json.loads(plan.read_text())["tokenizer"])

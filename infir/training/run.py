@@ -43,6 +43,22 @@ def resume_checkpoint(resume: str, checkpoint_dir: Path) -> Path | None:
     return path
 
 
+def checkpoint_step(path: Path) -> int:
+    """A checkpoint's global step, read with mmap so weights and optimizer state are not loaded."""
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
+def last_logged(metrics_csv: Path, key: str) -> float:
+    """The last value of ``key`` in a run's CSV (NaN when there is none): a finished run's result."""
+    if not metrics_csv.is_file():
+        return float("nan")
+    with metrics_csv.open(newline="") as f:
+        values = [row[key] for row in csv.DictReader(f) if row.get(key)]
+    return float(values[-1]) if values else float("nan")
+
+
 def rewind_csv(metrics_csv: Path, last_step: int) -> int:
     """Drop rows logged after ``last_step`` (by a run killed after its last checkpoint); returns rows dropped."""
     if not metrics_csv.is_file():

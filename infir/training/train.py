@@ -7,7 +7,6 @@ baseline, fit, validate at the end, export. W&B is closed whatever happens.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -33,7 +32,8 @@ from infir.training.loggers import build_loggers, csv_metrics_path, finish_wandb
 from infir.training.module import CausalLMModule
 from infir.training.phases import TRAINING_STATE_FILE, apply_trainable, continued_tokenizer_cfg, resolve_phase_lr
 from infir.training.precision import resolve_precision
-from infir.training.run import local_rank, lock_run_dir, resume_checkpoint, rewind_csv
+from infir.training.run import (checkpoint_step, last_logged, local_rank, lock_run_dir, resume_checkpoint,
+                                rewind_csv)
 from infir.training.schedules import LRSchedule, warmup_steps_from
 from infir.training.throughput import ThroughputMonitor, peak_flops_per_device
 
@@ -61,31 +61,18 @@ def _run_identity(cfg: DictConfig) -> tuple[Path, str, list[str]]:
     return Path(cfg.paths.run_dir), "default", []
 
 
-def _already_finished(cfg: DictConfig, checkpoint: Path, max_steps: int, run_dir: Path) -> bool:
+def _already_finished(cfg: DictConfig, resumed_step: int, max_steps: int, run_dir: Path) -> bool:
     """The checkpoint is the last step and the export (if any) is complete: re-running changes nothing,
     and touching the loggers again would only rewrite their files."""
-    step = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"])
-    return step >= max_steps and (not cfg.export or (run_dir / "hf_export" / TRAINING_STATE_FILE).is_file())
-
-
-def _last_logged(metrics_csv: Path, key: str) -> float:
-    """The last value of ``key`` in the run's CSV (NaN when there is none), for a finished run's return."""
-    if not metrics_csv.is_file():
-        return float("nan")
-    with metrics_csv.open(newline="") as f:
-        values = [row[key] for row in csv.DictReader(f) if row.get(key)]
-    return float(values[-1]) if values else float("nan")
+    return resumed_step >= max_steps and (not cfg.export or (run_dir / "hf_export" / TRAINING_STATE_FILE).is_file())
 
 
 def _save_final_checkpoint(trainer: L.Trainer, last: Path) -> None:
     """Make ``last.ckpt`` the final step: periodic saves stop at the last multiple of the interval,
     so without this the printed checkpoint lags the export and re-running a finished command would
     retrain the tail. Every rank calls (the strategy writes on rank 0)."""
-    if last.is_file():
-        saved = int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"])
-        if saved == trainer.global_step:
-            return
-    trainer.save_checkpoint(str(last))
+    if not (last.is_file() and checkpoint_step(last) == trainer.global_step):
+        trainer.save_checkpoint(str(last))
 
 
 def _token_mix_data(cfg: DictConfig, tokenizer_cfg: dict, run_dir: Path) -> tuple:
@@ -131,6 +118,7 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     _lock = lock_run_dir(run_dir) if local_rank() == 0 else None  # noqa: F841 (held until exit)
     checkpoint_dir = run_dir / "checkpoints"
     resume_from = resume_checkpoint(str(cfg.resume), checkpoint_dir)
+    resumed_step = checkpoint_step(resume_from) if resume_from is not None else None
     if cfg.trainer.get("torch_threads"):
         torch.set_num_threads(int(cfg.trainer.torch_threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -141,9 +129,9 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     else:
         datamodule, tokenizer, data_summary = _token_mix_data(cfg, tokenizer_cfg, run_dir)
 
-    if resume_from is not None and _already_finished(cfg, resume_from, datamodule.max_steps, run_dir):
+    if resumed_step is not None and _already_finished(cfg, resumed_step, datamodule.max_steps, run_dir):
         print(f"[infir] run already finished ({datamodule.max_steps} steps); nothing to do: {run_dir}", flush=True)
-        return _last_logged(run_dir / "csv" / "metrics.csv", str(cfg.optimized_metric))
+        return last_logged(run_dir / "csv" / "metrics.csv", str(cfg.optimized_metric))
 
     model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
                             tokenizer.pad_token_id, init_from=str(cfg.phase.init_from))
@@ -201,12 +189,11 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
             log_resolved_config(loggers, {**resolved, "run": summary})
 
         if resume_from is not None:
-            # mmap: read the step without pulling weights and optimizer state into memory twice
-            step = int(torch.load(resume_from, map_location="cpu", weights_only=True, mmap=True)["global_step"])
             metrics_csv = csv_metrics_path(loggers)
             if is_rank_zero and metrics_csv is not None:
-                dropped = rewind_csv(metrics_csv, step)
-                log.info("resuming from %s (step %d); dropped %d CSV rows logged after it", resume_from, step, dropped)
+                dropped = rewind_csv(metrics_csv, resumed_step)
+                log.info("resuming from %s (step %d); dropped %d CSV rows logged after it", resume_from, resumed_step,
+                         dropped)
         else:
             trainer.validate(module, datamodule=datamodule, verbose=False)  # the step-0 baseline
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
