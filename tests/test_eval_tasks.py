@@ -261,3 +261,10 @@ def test_results_files(tmp_path: Path) -> None:
     assert summary["tasks"]["gsm8k"]["metrics"] == {"strict_accuracy": 0.5}
     line = json.loads((tmp_path / "samples_gsm8k.jsonl").read_text())
     assert {"prompt", "output", "extracted_strict", "strict_accuracy"} <= set(line)
+
+
+def test_split_selection_in_parquet_folders_matches_whole_names(tmp_path: Path) -> None:
+    rows = procedural(n=2, split="train")
+    for name in ("test-00000-of-00001.parquet", "contest-00000-of-00001.parquet"):
+        pq.write_table(pa.Table.from_pylist(rows[:1] if name.startswith("test") else rows), tmp_path / name)
+    assert len(read_rows(tmp_path, "test")) == 1  # "contest" is not the test split

@@ -13,6 +13,7 @@ The split parameters default to ``conf/data_mix/embedded.yaml``'s; change both t
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -63,8 +64,6 @@ def procedural(split: str = HELDOUT_EVAL, n: int | None = None, seed: int = 0, n
 
 def distractors(problem: WordProblem, rng: random.Random, k: int = 3) -> list[int]:
     """``k`` wrong answers: intermediate results of the solution first, then near misses."""
-    import re
-
     answer = problem.answer
     numbers = [int(x.replace(",", "")) for step in problem.steps for x in re.findall(r"(?<![\d.])\d[\d,]*(?![\d.])", step)]
     pool = [x for x in dict.fromkeys(numbers) if x != answer and x > 0]

@@ -60,8 +60,9 @@ def _read_dataset_dir(path: Path, split: str | None) -> list[dict[str, Any]]:
             data = data[split]
         return [dict(row) for row in data]
     files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".jsonl") or p.name.endswith(".jsonl.gz"))
-    if split is not None:
-        files = [p for p in files if split in p.relative_to(path).as_posix()]
+    if split is not None:  # HF layouts: <split>/..., <split>-00000-of-00001.parquet, <split>.jsonl
+        files = [p for p in files if split in p.relative_to(path).parts[:-1]
+                 or p.name.startswith((f"{split}-", f"{split}.", f"{split}_"))]
     if not files:
         raise FileNotFoundError(f"{path}: no parquet/jsonl files{f' for split {split!r}' if split else ''}")
     parquet = [p for p in files if p.suffix == ".parquet"]
