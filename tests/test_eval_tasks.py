@@ -164,8 +164,6 @@ def test_multiple_choice_set_is_well_formed() -> None:
 
 
 def test_instruct_mode_uses_the_chat_template_and_think_suffix() -> None:
-    from transformers import AutoTokenizer  # noqa: F401
-
     class ChatTokenizer:
         bos_token = "<s>"
         chat_template = "x"
