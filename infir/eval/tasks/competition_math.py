@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infir.eval.answers import extract_math_answer, last_boxed, math_answers_equal
+from infir.eval.answers.math_equivalence import extract_math_answer, last_boxed, math_answers_equal
 from infir.eval.tasks.base import THINK_SUFFIX, ScoringContext, Task, few_shot_block
 
 # Our own four exemplars in the Minerva layout (Lewkowycz et al., 2022, use 4 shots); each ends

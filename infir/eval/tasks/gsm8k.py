@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infir.eval.answers import extract_gsm8k_flexible, extract_gsm8k_strict, gsm8k_target
+from infir.eval.answers.gsm8k import extract_gsm8k_flexible, extract_gsm8k_strict, gsm8k_target
 from infir.eval.tasks.base import THINK_SUFFIX, ScoringContext, Task, few_shot_block
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from infir.eval.answers import extract_choice_letter
+from infir.eval.answers.choice import extract_choice_letter
 from infir.eval.tasks.base import GENERATE, LOGLIK, THINK_SUFFIX, ScoringContext, Task, few_shot_block
 
 LETTERS = "ABCDEFGHIJ"

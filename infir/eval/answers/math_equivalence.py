@@ -1,15 +1,8 @@
-"""Answer extraction and answer scoring for few-shot reasoning benchmarks (GSM8K, MATH, MMLU).
+"""MATH answers: the last ``\\boxed{}``, Hendrycks et al.'s ``strip_string`` normalisation and symbolic equivalence.
 
-Why one module: every task scores a free-form generation by first pulling an answer out of it and then
-comparing it with the gold answer, and those rules decide the reported accuracy as much as the model does.
-They follow the conventions the published numbers use (lm-evaluation-harness for GSM8K, Hendrycks et al.'s
-``strip_string`` plus a symbolic check for MATH) so our numbers are comparable.
-
-Robustness contract: nothing here raises on model output (malformed output scores as "no answer" / not
-equal), and nothing can hang. Symbolic MATH checks run sympy in a separate worker process (see
-``_SymbolicWorker``) that is killed when it overruns ``timeout_s``; this works from any thread, unlike
-``signal.alarm``, and also stops runaway big-integer arithmetic, which holds the GIL and so cannot be
-interrupted from inside the process.
+Symbolic checks run sympy in a separate worker process (see ``_SymbolicWorker``) that is killed when it overruns
+``timeout_s``; this works from any thread, unlike ``signal.alarm``, and also stops runaway big-integer arithmetic,
+which holds the GIL and so cannot be interrupted from inside the process.
 """
 
 from __future__ import annotations
@@ -29,108 +22,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from infir.eval.answers.gsm8k import MAX_EXACT_DIGITS
+
 logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------------------------------------------
-# Numbers (GSM8K)
-# --------------------------------------------------------------------------------------------------------------
-
-_MAX_EXACT_DIGITS = 200  # longer numbers are not evaluated as integers (no huge-integer arithmetic)
-_MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2013": "-"})  # unicode minus / en dash written as a sign
-_PLAIN_NUMBER_RE = re.compile(
-    r"(?P<sign1>[-+]?)\s*\$?\s*(?P<sign2>[-+]?)(?P<num>\d+(?:\.\d*)?|\.\d+)(?:\s*/\s*(?P<den>\d+))?")
-# lm-evaluation-harness gsm8k "strict-match": the number right after "#### ".
-_STRICT_RE = re.compile(r"#### (\-?[0-9\.\,]+)")
-# A number in running text: optional sign (only when not glued to a preceding word/number, so "5-3" is 5 and 3),
-# optional "$", digits with thousands separators ("1,000,000") or plain digits, optional decimals. A trailing
-# period is not part of it ("is 5." -> 5); units glued after it are ignored ("20km" -> 20).
-_FLEX_NUMBER_RE = re.compile(
-    r"(?:(?<![\w)\]])[-\u2212])?(?:\$[-\u2212]?)?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
-    r"|(?:(?<![\w)\]])[-\u2212])?(?<![\d.])\.\d+")
-
-
-def normalise_number(text: str) -> str | None:
-    """Canonical string of a number so that "1,234.50", "$1234.5" and "1234.5" compare equal as strings.
-
-    Accepts an optional sign, ``$``, thousands commas (all commas are dropped, as lm-eval's GSM8K filter does),
-    decimals and a trailing period. Integer fractions ``a/b`` are accepted and made exact: a terminating one
-    becomes its decimal ("1/2" -> "0.5", "6/3" -> "2"), any other is reduced ("2/6" -> "1/3"). Trailing zeros
-    go ("3.50" -> "3.5", "18.0" -> "18") and "-0" is "0". Anything else (exponents, percent, words) -> None.
-    """
-    if not isinstance(text, str):
-        return None
-    s = text.strip().translate(_MINUS_SIGNS).replace(",", "")
-    s = s.rstrip(".").rstrip()
-    m = _PLAIN_NUMBER_RE.fullmatch(s)
-    if m is None or (m["sign1"] and m["sign2"]):
-        return None
-    num, den = m["num"], m["den"]
-    negative = "-" in (m["sign1"] + m["sign2"])
-    if den is None:  # by string manipulation: exact, and linear in the length however long the number is
-        whole, _, frac = num.partition(".")
-        canonical = (whole.lstrip("0") or "0") + ("." + frac.rstrip("0") if frac.rstrip("0") else "")
-        return "-" + canonical if negative and canonical != "0" else canonical
-    if "." in num or len(num) + len(den) > _MAX_EXACT_DIGITS or int(den) == 0:
-        return None
-    value = Fraction(int(num), int(den))
-    return _format_exact(-value if negative else value)
-
-
-def _format_exact(value: Fraction) -> str:
-    """Shortest exact string: integer, terminating decimal, or reduced "p/q"."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    twos = fives = 0
-    rest = value.denominator
-    while rest % 2 == 0:
-        rest //= 2
-        twos += 1
-    while rest % 5 == 0:
-        rest //= 5
-        fives += 1
-    if rest != 1:
-        return f"{value.numerator}/{value.denominator}"
-    places = max(twos, fives)
-    scaled = abs(value.numerator) * (10**places // value.denominator)
-    digits = str(scaled).rjust(places + 1, "0")
-    whole, frac = digits[:-places], digits[-places:].rstrip("0")
-    return f"{'-' if value < 0 else ''}{whole}.{frac}"
-
-
-def gsm8k_target(answer_field: str) -> str:
-    """The gold number of a GSM8K ``answer`` field (the text after its ``####``), normalised like predictions."""
-    if "####" not in answer_field:
-        raise ValueError(f"GSM8K answer has no '####' line: {answer_field[-300:]!r}")
-    raw = answer_field.rsplit("####", 1)[1].strip()
-    target = normalise_number(raw)
-    if target is None:
-        raise ValueError(f"GSM8K answer after '####' is not a number: {raw!r}")
-    return target
-
-
-def extract_gsm8k_strict(output: str) -> str | None:
-    """lm-eval "strict-match": the number after the FIRST ``#### `` (the format the few-shot exemplars teach).
-
-    Deliberately as literal as the harness regex: "####5" or "#### $5" do not count.
-    """
-    m = _STRICT_RE.search(output)
-    return normalise_number(m.group(1)) if m else None
-
-
-def extract_gsm8k_flexible(output: str) -> str | None:
-    """lm-eval "flexible-extract": the LAST number in the output, for models that never write ``####``.
-
-    Fractions are not read as one number ("1/2" gives 2), as in the harness.
-    """
-    last = None
-    for m in _FLEX_NUMBER_RE.finditer(output):
-        last = m.group(0)
-    return normalise_number(last) if last is not None else None
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Boxed answers and Hendrycks MATH normalisation
-# --------------------------------------------------------------------------------------------------------------
 
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 
@@ -386,7 +280,7 @@ def math_answers_equal(predicted: str, target: str, timeout_s: float = 2.0) -> b
 
 def _exact_number(s: str) -> Fraction | None:
     """A normalised answer that is a plain decimal or a ``\\frac`` of two, as an exact Fraction (None if huge)."""
-    if len(s) > _MAX_EXACT_DIGITS:
+    if len(s) > MAX_EXACT_DIGITS:
         return None
     if _EXACT_NUMBER_RE.fullmatch(s):
         return Fraction(Decimal(s))
@@ -641,67 +535,3 @@ class _SymbolicWorker:
 
 _WORKER = _SymbolicWorker()
 atexit.register(_WORKER.close)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Multiple choice (MMLU)
-# --------------------------------------------------------------------------------------------------------------
-
-_STATEMENT_RE = re.compile(
-    r"(?:answer|option|choice)(?:\s+is|\s*:|\s*=|\s+would\s+be|\s+should\s+be)\s*(?:option\s+|choice\s+)?"
-    r"[\s(\[*$:]*(?:\\boxed\{|\\text\{|\\textbf\{)?\s*\(?([A-Za-z])(?![A-Za-z0-9'])",
-    re.IGNORECASE)
-_BOXED_LETTER_RE = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*\(?([A-Za-z])\)?\s*\}?\s*\}")
-_BOLD_LETTER_RE = re.compile(r"\*\*\s*\(?([A-Z])\)?[.):]?\s*\*\*")
-_LEADING_LETTER_RE = re.compile(r"\s*[(\[]?([A-Z])(?:[)\].:,]|\s*$)")
-_LONE_LETTER_RE = re.compile(r"\s*[(\[]?([A-Za-z])[)\]]?[.:]?\s*")
-_PAREN_LETTER_RE = re.compile(r"\(([A-Z])\)")
-_STANDALONE_LETTER_RE = re.compile(r"(?<![A-Za-z0-9'\-])([A-Z])(?![A-Za-z0-9'\-])")
-
-
-def extract_choice_letter(output: str, n_choices: int = 4) -> str | None:
-    """The option letter (upper case, one of the first ``n_choices``) a generated MMLU answer commits to.
-
-    Rules, first that applies wins:
-    1. the last explicit statement: "answer is (B)", "Answer: C", "the correct option is d", "choice: (b)";
-       a lower-case letter there counts unless a word follows it ("the answer is a cat" is an article);
-    2. the last ``\\boxed{C}``; 3. the last bold letter ``**D**``;
-    4. the output starts with a letter followed by ``.``, ``)``, ``:`` or nothing ("B. Paris", "(C)", "A");
-    5. the whole output is one letter in either case ("b", "(c).");
-    6. exactly one distinct letter in parentheses, "(B)", anywhere;
-    7. exactly one distinct stand-alone capital letter anywhere, not counting "A"/"I" followed by a word
-       (articles, pronoun). Otherwise None: an ambiguous output is not guessed.
-    """
-    if not 1 <= n_choices <= 26:
-        raise ValueError(f"n_choices must be 1..26, got {n_choices}")
-    valid = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:n_choices]
-    text = output.strip()
-    if not text:
-        return None
-    last = None
-    for m in _STATEMENT_RE.finditer(text):
-        letter = m.group(1)
-        if letter.upper() not in valid:
-            continue
-        if letter.islower() and re.match(r"\s+[A-Za-z]", text[m.end():]):
-            continue
-        last = letter.upper()
-    if last is not None:
-        return last
-    for pattern in (_BOXED_LETTER_RE, _BOLD_LETTER_RE):
-        letters = [m.group(1).upper() for m in pattern.finditer(text) if m.group(1).upper() in valid]
-        if letters:
-            return letters[-1]
-    m = _LEADING_LETTER_RE.match(text) or _LONE_LETTER_RE.fullmatch(text)
-    if m and m.group(1).upper() in valid:
-        return m.group(1).upper()
-    in_parens = {m.group(1) for m in _PAREN_LETTER_RE.finditer(text) if m.group(1) in valid}
-    if len(in_parens) == 1:
-        return in_parens.pop()
-    standalone = set()
-    for m in _STANDALONE_LETTER_RE.finditer(text):
-        letter = m.group(1)
-        if letter not in valid or (letter in "AI" and re.match(r"\s+[a-z]", text[m.end():])):
-            continue
-        standalone.add(letter)
-    return standalone.pop() if len(standalone) == 1 else None
