@@ -107,6 +107,16 @@ def test_extract_math_answer(output: str, expected: str | None) -> None:
     ("\\sin x", "\\sin x"),
     ("1,\\!000", "1000"),
     ("\\begin{pmatrix}1\\\\ 2\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
+    ("\\log_2 8", "\\log_{2}8"),  # not "\\log_28" (log base 28)
+    ("x^2 y", "x^{2}y"),
+    ("4 units", "4"),
+    ("12 square units", "12"),
+    ("4 x", "4x"),  # a one-letter word is a variable, not a unit
+    ("x=1 \\text{ or } x=2", "1,2"),
+    ("x = -1 \\text{and} x = 3", "-1,3"),
+    ("2 or 3", "2,3"),
+    ("f(x) = 2x", "2x"),
+    ("p(3)=7", "7"),
 ])
 def test_normalise_math_answer(answer: str, expected: str) -> None:
     assert normalise_math_answer(answer) == expected
@@ -147,6 +157,22 @@ MATH_EQUIVALENCE = [
     ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}\\frac{2}{2}\\\\ 2\\end{pmatrix}", True),
     ("3\\pi", "\\pi\\cdot 3", True),
     ("\\sqrt{2}/2", "\\frac{1}{\\sqrt{2}}", True),
+    # the cases, each as math-verify decides it
+    ("\\log_2 8", "3", True),
+    ("3", "\\log_2 8", True),
+    ("\\log_2 8", "\\log_2{8}", True),
+    ("4 units", "4", True),
+    ("x=1 \\text{ or } x=2", "1, 2", True),
+    ("x=1, x=2", "\\{1,2\\}", True),
+    ("f(x)=2x", "2x", True),
+    ("\\cos \\frac{\\pi}{2}", "0", True),  # an exact zero, not a relative tolerance around 0
+    ("\\frac{1}{7}", "0.142857", True),  # decimals are compared rounded to 6 places
+    ("1, 2", "(1,2)", True),  # a written list against a pair, in order
+    ("\\log_2 9", "3", False),
+    ("3.14159", "\\pi", False),
+    ("1000000", "1000000.1", False),
+    ("2, 1", "(1,2)", False),
+    ("5 \\text{ or } 6", "5", False),
     # not equal
     ("3", "4", False),
     ("1000001", "1000000", False),
@@ -238,6 +264,9 @@ def test_timeout_is_enforced_and_the_worker_recovers() -> None:
     "$" * 10_000,
     NESTED,
     "\\\\" * 10_000,
+    " " * 20_000 + "x",
+    "1" + " or" * 7_000,
+    "1 aa" * 5_000 + ",",
 ])
 def test_extractors_survive_huge_input(text: str) -> None:
     start = time.monotonic()

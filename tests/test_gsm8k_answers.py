@@ -1,12 +1,22 @@
-"""GSM8K answer extraction (infir.eval.answers.gsm8k) on tricky model outputs: each row has its exact answer."""
+"""GSM8K grading (infir.eval.answers.gsm8k) on tricky model outputs: each row has its exact lm-eval verdict / number.
+
+The literal rows below were derived from lm-eval 0.4.13's gsm8k yamls and filters; tests/test_gsm8k_lm_eval_agreement.py
+checks the same functions against the installed harness itself.
+"""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from infir.eval.answers.gsm8k import extract_gsm8k_flexible, extract_gsm8k_strict, gsm8k_target, normalise_number
+from infir.eval.answers.gsm8k import (
+    extract_gsm8k_flexible,
+    extract_gsm8k_strict,
+    gsm8k_target,
+    lm_eval_exact_match,
+    lm_eval_filter,
+    lm_eval_target,
+    normalise_number,
+)
 
 # --------------------------------------------------------------------------------------------------------------
 # Numbers and GSM8K
@@ -119,7 +129,7 @@ GSM8K_FLEXIBLE = [
     ("The temperature drops to -7 degrees", "-7"),
     ("He walks 20km", "20"),
     ("5 - 3 = 2", "2"),
-    ("5-3", "3"),
+    ("5-3", "-3"),  # lm-eval's span: the sign glues to the last integer
     ("The answer is 18.0", "18"),
     ("#### 12 but actually 13", "13"),
     ("no numbers here", None),
@@ -127,9 +137,11 @@ GSM8K_FLEXIBLE = [
     ("The ratio is 1/2", "2"),
     ("Loss: -$5", "-5"),
     ("Balance $-5", "-5"),
-    ("It is \u221212", "-12"),
-    ("Values 1,2", "2"),
-    ("She ran 12,34 laps", "34"),
+    ("It is \u221212", "12"),  # a unicode minus is not in lm-eval's pattern
+    ("Values 1,2", "12"),  # commas inside a digit run are separators, as in lm-eval
+    ("She ran 12,34 laps", "1234"),
+    ("It costs 1,00,000 rupees", "100000"),  # Indian grouping is one number (was 0)
+    ("#### 1,00,000", "100000"),
     ("about .5 of it", "0.5"),
     ("Answer: 007", "7"),
     ("Total: 3,000 dollars. ", "3000"),
@@ -139,10 +151,10 @@ GSM8K_FLEXIBLE = [
     ("It takes 2.5 hours", "2.5"),
     ("**Answer: 42**", "42"),
     ("$\\boxed{36}$", "36"),
-    ("version 1.2.3", "3"),
+    ("version 1.2.3", None),  # one span "1.2.3", not a number
     ("It is 10:30", "30"),
     ("From 3 to 5", "5"),
-    ("1,0000", "0"),
+    ("1,0000", "10000"),
     ("-0", "0"),
 ]
 
@@ -155,12 +167,14 @@ def test_extract_gsm8k_flexible(output: str, expected: str | None) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["#### " + "9" * 10_000, "-" * 10_000 + "1", ("1," * 10_000) + "5", "$" * 10_000])
-def test_extractors_survive_huge_input(text: str) -> None:
-    start = time.monotonic()
+@pytest.mark.parametrize("text", ["#### " + "9" * 10_000, "-" * 10_000 + "1", ("1," * 10_000) + "5", "$" * 10_000,
+                                  "#### 1 " * 10_000, "x" * 100_000])
+def test_grading_survives_huge_input(text: str) -> None:
+    """Linear-time patterns only: these would take minutes if any step backtracked quadratically."""
     extract_gsm8k_strict(text)
     extract_gsm8k_flexible(text)
-    assert time.monotonic() - start < 2.0
+    for filter_name in ("strict-match", "flexible-extract"):
+        lm_eval_exact_match(lm_eval_filter(text, filter_name), text)
 
 
 def test_huge_inputs_have_the_right_answers() -> None:
@@ -170,3 +184,67 @@ def test_huge_inputs_have_the_right_answers() -> None:
 
 def test_row_counts_meet_the_brief() -> None:
     assert min(len(GSM8K_STRICT), len(GSM8K_FLEXIBLE)) >= 30
+
+
+# --------------------------------------------------------------------------------------------------------------
+# lm-eval grading (the default metrics): the issue's cases, verdicts read off lm-eval 0.4.13's gsm8k yamls
+# --------------------------------------------------------------------------------------------------------------
+
+GOLD_18 = "She makes 9 * 2 = $<<9*2=18>>18 every day.\n#### 18"
+
+# (output, gold answer field, strict-match span, strict correct, flexible-extract span, flexible correct)
+LM_EVAL_ROWS = [
+    ("#### 18", GOLD_18, "18", True, "18", True),
+    ("#### 18.", GOLD_18, "18.", True, "18.", True),  # one trailing "." is ignored
+    ("#### 18.00", GOLD_18, "18.00", False, "18.00", False),  # strings, not numbers
+    ("#### $18", GOLD_18, "[invalid]", False, "$18", True),  # "$" breaks strict-match, exact_match drops it
+    ("It costs $1,8.", GOLD_18, "[invalid]", False, "$1,8.", True),  # "," and "$" and one "." are all ignored
+    ("#### 13.50", "x\n#### 13.5", "13.50", False, "13.50", False),
+    ("#### 3,000.00", "x\n#### 3000", "3,000.00", False, "3,000.00", False),
+    ("#### 3,000", "x\n#### 3000", "3,000", True, "3,000", True),
+    ("It is $1,250.00", "x\n#### 1,250", "[invalid]", False, "$1,250.00", False),
+    ("#### 007", "x\n#### 7", "007", False, "007", False),
+    ("#### -0", "x\n#### 0", "-0", False, "-0", False),
+    ("#### 1,00,000", "x\n#### 100000", "1,00,000", True, "1,00,000", True),
+    ("2 + 3 = 5\n\n#### 5", "x\n#### 5", "5", True, "5", True),  # "####" after a blank line still counts
+    ("#### 5 then 6", "x\n#### 5", "5", True, "6", False),  # strict takes the first, flexible the last
+    ("no number", "x\n#### 5", "[invalid]", False, "[invalid]", False),
+]
+
+
+@pytest.mark.parametrize(("output", "gold", "strict", "strict_ok", "flexible", "flexible_ok"), LM_EVAL_ROWS)
+def test_lm_eval_grading(output: str, gold: str, strict: str, strict_ok: bool, flexible: str,
+                         flexible_ok: bool) -> None:
+    target = lm_eval_target(gold)
+    assert lm_eval_filter(output, "strict-match") == strict
+    assert lm_eval_exact_match(strict, target) is strict_ok
+    assert lm_eval_filter(output, "flexible-extract") == flexible
+    assert lm_eval_exact_match(flexible, target) is flexible_ok
+
+
+def test_numeric_extra_forgives_what_lm_eval_does_not() -> None:
+    """The separately named numeric metric reads the same spans and accepts formatting variants of the number."""
+    for output in ("#### 18.00", "#### 18.0", "#### 018"):
+        assert not lm_eval_exact_match(lm_eval_filter(output, "strict-match"), lm_eval_target(GOLD_18))
+        assert extract_gsm8k_strict(output) == gsm8k_target(GOLD_18)
+
+
+@pytest.mark.parametrize(("output", "strict", "flexible"), [
+    ("So 5 + 1 = 6. The answer is 6.", "6", "6."),
+    ("The answer is 6", "[invalid]", "6"),  # the yaml's unescaped "." needs one more character after the number
+    ("The answer is 6!", "6", "6"),
+    ("the answer is 6.", "[invalid]", "6."),
+    ("#### 6", "[invalid]", "6"),
+])
+def test_lm_eval_cot_variant(output: str, strict: str, flexible: str) -> None:
+    assert lm_eval_filter(output, "strict-match", "gsm8k_cot") == strict
+    assert lm_eval_filter(output, "flexible-extract", "gsm8k_cot") == flexible
+    assert lm_eval_target("x\n#### 6", "gsm8k_cot") == "6"
+    assert extract_gsm8k_strict(output, "gsm8k_cot") == (None if strict == "[invalid]" else "6")
+
+
+def test_unknown_filter_or_variant_is_named() -> None:
+    with pytest.raises(ValueError, match="filter 'strict'"):
+        lm_eval_filter("#### 5", "strict")
+    with pytest.raises(ValueError, match="variant 'gsm8k-cot'"):
+        lm_eval_target("#### 5", "gsm8k-cot")

@@ -80,11 +80,21 @@ _UNWRAP_TEXT_RE = re.compile(r"\\" + _TEXT_CMDS + r"\s*\{([^{}]*)\}")
 _DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\u00b0|\\degree(?![a-zA-Z])")
 _SIZING_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle)(?![a-zA-Z])")
 _SPACING_RE = re.compile(r"(?<!\\)\\[,;:! ]")  # not the "\\" of "\\ 2" (a row break)
-_LHS_RE = re.compile(r"\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*")
+# The left side of an assignment: one (possibly subscripted) variable, or a function value "f(x)", "p(3)".
+_LHS_RE = re.compile(r"\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\s*\([^()=]*\))?\s*")
 _SQRT_RE = re.compile(r"\\sqrt\s*([^\s{\[\\])")
 _SPACES_RE = re.compile(r"(\\[a-zA-Z]+)?\s+(?=([a-zA-Z])?)")
 _COMMAND_RE = re.compile(r"\\[a-zA-Z]+|\\.")
 _THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+# "\log_2 8": a one-character sub/superscript followed by a space and more; braced before spaces go ("\log_{2}8",
+# not "\log_28").
+_SHORT_SCRIPT_RE = re.compile(r"(?<!\\)([_^])([a-zA-Z0-9])\s+(?=[a-zA-Z0-9\\{(])")
+# "x=1 \text{ or } x=2", "2 and 3": alternatives listed with a word are a comma list, as math-verify reads them.
+# (Each separator run is matched from its start only, "(?<![\s,])", so long blank runs stay linear-time.)
+_TEXT_CONJUNCTION_RE = re.compile(r"(?<![\s,])[\s,]*\\" + _TEXT_CMDS + r"\s*\{\s*(?:or|and)\s*\}\s*")
+_CONJUNCTION_RE = re.compile(r"(?<![\s,])[\s,]+(?:or|and)\s+")
+# A plain-word unit after a value: "4 units", "12 square units", "5 dollars" (words of >= 2 letters, so "4 x" stays).
+_TRAILING_WORDS_RE = re.compile(r"(?<=[\d}])\s+[a-zA-Z]{2,}(?:\s+[a-zA-Z]{2,})*\s*$")
 
 
 def normalise_math_answer(answer: str) -> str:
@@ -92,8 +102,11 @@ def normalise_math_answer(answer: str) -> str:
 
     Steps, in order: drop line breaks, ``\\!`` and thin spaces; ``\\dfrac``/``\\tfrac`` -> ``\\frac``; drop
     ``\\left``/``\\right``; drop degree marks, ``\\$`` and ``$``; drop a trailing unit ``\\text{...}`` after a
-    number and unwrap any other ``\\text{...}``; drop ``\\%``; drop a trailing period; give bare decimals a leading
-    zero; drop a short ``x =`` (or ``x \\in``) prefix; ``\\sqrt2`` -> ``\\sqrt{2}``; drop spaces; ``\\frac12`` ->
+    number and unwrap any other ``\\text{...}``; alternatives joined by "or"/"and" become a comma list; drop a
+    trailing plain-word unit ("4 units"); drop ``\\%``; drop a trailing period; give bare decimals a leading
+    zero; drop a short ``x =`` / ``f(x) =`` (or ``x \\in``) prefix, also from each item of a list of assignments;
+    ``\\sqrt2`` -> ``\\sqrt{2}``; brace a one-character script before a space (``\\log_2 8`` -> ``\\log_{2}8``,
+    not base 28); drop spaces; ``\\frac12`` ->
     ``\\frac{1}{2}``; "0.5" -> ``\\frac{1}{2}``; integer "a/b" -> ``\\frac{a}{b}``; thousands commas dropped
     from a plain number; "(A)" -> "A" for a multiple-choice letter. Unlike the original, ``\\\\`` is kept
     (it is a matrix row break) and a space between a command and a letter survives (``\\sin x``).
@@ -106,7 +119,10 @@ def normalise_math_answer(answer: str) -> str:
     s = _DEGREE_RE.sub("", s)
     s = s.replace("\\$", "").replace("$", "")
     s = _remove_trailing_units(s)
+    s = _TEXT_CONJUNCTION_RE.sub(",", s)
     s = _UNWRAP_TEXT_RE.sub(r"\1", s)
+    s = _CONJUNCTION_RE.sub(",", s)
+    s = _TRAILING_WORDS_RE.sub("", s)
     s = s.replace("\\%", "").replace("%", "")
     s = s.strip()
     while s.endswith("."):
@@ -114,6 +130,7 @@ def normalise_math_answer(answer: str) -> str:
     s = re.sub(r"(?<![\w})\]])\.(?=\d)", "0.", s)
     s = _drop_variable_prefix(s)
     s = _SQRT_RE.sub(r"\\sqrt{\1}", s)
+    s = _SHORT_SCRIPT_RE.sub(r"\1{\2}", s)
     s = _remove_spaces(s)
     s = _fix_fracs(s)
     if s == "0.5":
@@ -138,12 +155,26 @@ def _remove_trailing_units(s: str) -> str:
 
 
 def _drop_variable_prefix(s: str) -> str:
-    """ "x = 3" -> "3" and "x \\in [1,2]" -> "[1,2]" when the left side is one (possibly subscripted) variable."""
+    """ "x = 3" -> "3", "f(x) = 2x" -> "2x", "x \\in [1,2]" -> "[1,2]" when the left side is one variable or
+    function value; a list of assignments loses each prefix ("x=1, x=2" -> "1,2")."""
+    pieces = s.split(",")
+    if len(pieces) > 1 and all(piece.count("=") == 1 for piece in pieces):
+        values = [_assigned_value(piece) for piece in pieces]
+        if all(value is not None for value in values):
+            return ",".join(values)  # type: ignore[arg-type]
+    value = _assigned_value(s)
+    if value is not None:
+        return value
+    m = re.match(r"\s*[a-zA-Z]\s*\\in(?![a-zA-Z])\s*", s)
+    return s[m.end():] if m else s
+
+
+def _assigned_value(s: str) -> str | None:
+    """The right side of "lhs = value" when lhs is a short variable or function value, else None."""
     parts = s.split("=")
     if len(parts) == 2 and (len(parts[0]) <= 2 or _LHS_RE.fullmatch(parts[0])):
         return parts[1].strip()
-    m = re.match(r"\s*[a-zA-Z]\s*\\in(?![a-zA-Z])\s*", s)
-    return s[m.end():] if m else s
+    return None
 
 
 def _remove_spaces(s: str) -> str:
@@ -243,16 +274,18 @@ _WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")  # a plain word ("Monday")
 _ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]+\}")
 _EXACT_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 _EXACT_FRAC_RE = re.compile(r"(-?)\\frac\{(-?\d+(?:\.\d+)?)\}\{(-?\d+(?:\.\d+)?)\}")
-_RELATIVE_TOLERANCE = 1e-6  # for answers written with decimals
-_EXACT_RELATIVE_TOLERANCE = 1e-25  # numeric evaluation (30 digits) of exact constants such as sqrt(8) - 2 sqrt(2)
+# A number written with decimals is a rounded value: it matches when both sides agree once rounded to this many
+# decimal places (math-verify's float_rounding=6: "0.3333333" = 1/3, "0.333" != 1/3, "3.14159" != pi).
+_DECIMAL_PLACES = 6
+_EXACT_DIGITS = 15  # exact forms (sqrt(8) - 2 sqrt(2), cos(pi/2) - 0) must cancel to this precision (math-verify's)
 
 
 def math_answers_equal(predicted: str, target: str, timeout_s: float = 2.0) -> bool:
     """True if a predicted MATH answer equals the target: same normalised text, same number, or sympy-equivalent.
 
     Order (cheapest first): ``normalise_math_answer`` strings equal; both plain numbers or numeric fractions
-    equal (exact ``Fraction`` arithmetic, in process): exactly, or within 1e-6 relative when either is written
-    with decimals, which are rounded values ("0.3333333" = 1/3, but 1000001 != 1000000); else, for answers of
+    equal (exact ``Fraction`` arithmetic, in process): exactly, or rounded to 6 decimal places when either is
+    written with decimals, which are rounded values ("0.3333333" = 1/3, but 1000001 != 1000000); else, for answers of
     at most 200 characters that look like math (no plain words), parse both LaTeX answers with latex2sympy2_extended
     and compare in a worker process (numbers by value, expressions by ``simplify(a - b) == 0``, equations,
     intervals, sets, tuples and matrices element-wise). The worker is killed if it takes longer than
@@ -268,8 +301,9 @@ def math_answers_equal(predicted: str, target: str, timeout_s: float = 2.0) -> b
             return True
         p_num, t_num = _exact_number(p), _exact_number(t)
         if p_num is not None and t_num is not None:
-            tolerance = Fraction(_RELATIVE_TOLERANCE) if "." in p or "." in t else 0
-            return abs(p_num - t_num) <= tolerance * max(abs(p_num), abs(t_num))
+            if "." in p or "." in t:
+                return round(p_num, _DECIMAL_PLACES) == round(t_num, _DECIMAL_PLACES)
+            return p_num == t_num
         if timeout_s <= 0 or not (_symbolic_candidate(p) and _symbolic_candidate(t)):
             return False
         return bool(_WORKER.compare(p, t, timeout_s))
@@ -346,11 +380,29 @@ def _sympy_equal(x: Any, y: Any, depth: int = 0) -> bool:
             return _sympy_equal(one.args[0], other, depth + 1)
     if isinstance(x, sympy.Tuple) and isinstance(y, sympy.Tuple):
         return len(x) == len(y) and all(_sympy_equal(u, v, depth + 1) for u, v in zip(x, y))
+    # As math-verify: "1, 2" (a set) against "(1, 2)" (read as an open interval, or a tuple) compares the written
+    # elements in order.
+    xs, ys = _written_elements(x), _written_elements(y)
+    if xs is not None and ys is not None and (isinstance(x, sympy.FiniteSet) or isinstance(y, sympy.FiniteSet)):
+        return len(xs) == len(ys) and all(_sympy_equal(u, v, depth + 1) for u, v in zip(xs, ys))
     if isinstance(x, sympy.MatrixBase) and isinstance(y, sympy.MatrixBase):
         return x.shape == y.shape and all(_sympy_equal(u, v, depth + 1) for u, v in zip(x, y))
     if isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr):
         return _expr_equal(x, y)
     return False
+
+
+def _written_elements(x: Any) -> tuple[Any, ...] | None:
+    """The elements of a list-like answer in the order written: a finite set, a tuple, an open interval (a, b)."""
+    import sympy
+
+    if isinstance(x, sympy.FiniteSet):
+        return tuple(getattr(x, "_unsorted_args", x.args))  # latex2sympy2_extended's FiniteSet keeps the order
+    if isinstance(x, sympy.Tuple):
+        return tuple(x.args)
+    if isinstance(x, sympy.Interval) and x.left_open and x.right_open:
+        return (x.start, x.end)
+    return None
 
 
 def _match_unordered(xs: list[Any], ys: list[Any], depth: int) -> bool:
@@ -368,16 +420,16 @@ def _match_unordered(xs: list[Any], ys: list[Any], depth: int) -> bool:
 
 
 def _expr_equal(x: Any, y: Any) -> bool:
+    """Numbers as math-verify compares them: a written decimal is rounded, exact forms must cancel; else simplify."""
     import sympy
 
     if not x.free_symbols and not y.free_symbols:
-        xv, yv = sympy.N(x, 30), sympy.N(y, 30)
-        if not (xv.is_number and yv.is_number and xv.is_finite and yv.is_finite):
-            return False
-        # Decimals in an answer are rounded values (1e-6 relative); exact forms must agree to 30 digits.
-        inexact = x.has(sympy.Float) or y.has(sympy.Float)
-        tolerance = _RELATIVE_TOLERANCE if inexact else _EXACT_RELATIVE_TOLERANCE
-        return bool(abs(xv - yv) <= tolerance * max(abs(xv), abs(yv)))
+        if x.is_Float or y.is_Float:
+            xv, yv = sympy.N(x, 30), sympy.N(y, 30)
+            if not (xv.is_number and yv.is_number and xv.is_finite and yv.is_finite):
+                return False
+            return bool(xv.round(_DECIMAL_PLACES) == yv.round(_DECIMAL_PLACES))
+        return bool((x - y).evalf(_EXACT_DIGITS, chop=True) == 0)
     return sympy.simplify(x - y) == 0
 
 
