@@ -182,6 +182,86 @@ def test_killed_curation_resumes_to_the_same_output(tmp_path):
     assert resumed == straight and len({i for i, _ in resumed}) == len(resumed)
 
 
+def _children(pid: int) -> dict[int, str]:
+    """Live child processes of ``pid`` (Linux /proc): pid -> command line."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found[int(entry)] = open(f"/proc/{entry}/cmdline").read().replace("\0", " ")
+        except (OSError, IndexError, ValueError):
+            continue  # exited while we looked
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_kill_9_of_the_curation_driver_takes_its_workers_with_it(tmp_path):
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-m", "infir.data", "curation=heuristic", "curation.workers=2",
+                             "curation.docs_per_shard=10", f"paths.cache_dir={cache}", f"paths.output_dir={tmp_path}"],
+                            cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    workers: dict[int, str] = {}
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
+        if list(cache.glob("curation/*/01_heuristic/*.stats.json")):  # the pool is up and working
+            workers = {p: c for p, c in _children(proc.pid).items() if "spawn_main" in c}
+            if workers:
+                break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert workers, "no worker of the curation pool was seen before the run ended"
+    assert not list(cache.glob("curation/*/manifest.json")), "the run finished before it was killed"
+    deadline = time.monotonic() + 30  # a liveness bound, not a speed requirement
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    orphans = [p for p in workers if _alive(p)]
+    for pid in orphans:  # don't leave them behind whatever the verdict
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, f"workers {orphans} of the killed driver {proc.pid} outlived it"
+
+
+def test_temp_files_of_killed_writers_are_cleaned_on_the_next_run(tmp_path):
+    from infir.data.curation.pipeline import curate
+    from infir.data.documents import Document
+
+    docs = [Document(f"d{i}", f"Document number {i}.", "tiny", "web") for i in range(5)]
+    first = curate([], {"name": "none"}, tmp_path, documents=docs, documents_fingerprint="tiny", progress=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        read_dir = first.work_dir / "00_read"
+        stale = [read_dir / f".shard_00001.jsonl.gz.{dead.pid}.tmp",
+                 read_dir / f".shard_00001.stats.json.{dead.pid}.tmp",
+                 tmp_path / "classifiers" / f".tmp-0123abcd-{dead.pid}"]
+        busy = [read_dir / f".shard_00002.jsonl.gz.{live.pid}.tmp",
+                tmp_path / "classifiers" / f".tmp-4567ef-{live.pid}"]
+        for path in stale + busy:
+            if path.name.startswith(".tmp-"):
+                (path / "partial").mkdir(parents=True)
+            else:
+                path.write_bytes(b"partial")
+        (first.work_dir / "manifest.json").unlink()  # as if the run had been killed before it finished
+        again = curate([], {"name": "none"}, tmp_path, documents=docs, documents_fingerprint="tiny", progress=False)
+        assert again.work_dir == first.work_dir and [d.id for d in again.documents()] == [d.id for d in docs]
+        assert [p for p in stale if p.exists()] == [] and all(p.exists() for p in busy)
+    finally:
+        live.kill()
+        live.wait()
+
+
 def test_curated_source_cleans_training_text_and_passes_evaluation_text_through(tmp_path):
     from infir.data.curation.pipeline import CuratedSource
     from infir.data.documents import Document

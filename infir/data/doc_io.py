@@ -1,22 +1,30 @@
-"""Reading and writing documents: jsonl(.gz), parquet, HF ``datasets`` dirs, folders of files.
+"""Reading and writing documents: jsonl(.gz), json, parquet, HF ``datasets`` dirs, folders of files.
 
-Bad records never crash a pipeline and never vanish: each is counted under
-``rejected_<reason>`` (invalid_json, invalid_utf8, missing_text, empty_text,
-oversize, not_an_object) and the first few of each reason are logged with
-where they came from.
+Bad input never crashes a pipeline and never vanishes: each unusable record is counted under
+``rejected_<reason>`` (invalid_json, invalid_utf8, missing_text, missing_text_column, empty_text,
+oversize, not_an_object, empty_file, corrupt_gzip, corrupt_parquet, dangling_link, symlink_loop,
+unreadable) and the first few of each reason are logged with the file and line they came from.
+A damaged ``.gz`` or parquet file keeps the records before the damage. Inside a folder each file is
+read in the format its name announces, every file once however many links lead to it.
 """
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import gzip
 import hashlib
 import io
 import json
 import logging
 import os
+import re
+import shutil
+import stat
+import zlib
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,14 @@ CODE_EXTENSIONS = {".py": "python", ".js": "javascript", ".ts": "typescript", ".
                    ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".go": "go", ".rs": "rust",
                    ".rb": "ruby", ".php": "php", ".cs": "csharp", ".kt": "kotlin", ".swift": "swift",
                    ".scala": "scala", ".sh": "shell", ".sql": "sql", ".r": "r", ".jl": "julia", ".lua": "lua"}
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".ndjson.gz")
+FORMATS = ("auto", "jsonl", "json", "parquet", "hf_dataset", "folder", "files")
+# What a damaged gzip stream raises: truncated (EOFError), not gzip at all or bad CRC (BadGzipFile), bad deflate data.
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+class InputError(ValueError):
+    """An input that cannot be used at all; the message names it (the CLI prints it as one line)."""
 
 
 @dataclass
@@ -38,9 +54,9 @@ class Rejections:
     samples: dict[str, list[str]] = field(default_factory=dict)
     max_samples: int = 3
 
-    def add(self, reason: str, where: str, detail: str = "") -> None:
+    def add(self, reason: str, where: str, detail: str = "", count: int = 1) -> None:
         key = f"rejected_{reason}"
-        self.counts[key] += 1
+        self.counts[key] += count
         kept = self.samples.setdefault(key, [])
         if len(kept) < self.max_samples:
             kept.append(f"{where}: {detail[:200]}")
@@ -57,41 +73,82 @@ class Rejections:
         return sum(self.counts.values())
 
 
+def data_format(path: Path) -> str | None:
+    """The record format a file's name announces (jsonl, json, parquet), or None for a text/code file."""
+    name = path.name.lower()
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith(".parquet"):
+        return "parquet"
+    return None
+
+
+def is_hf_dataset_dir(path: Path) -> bool:
+    """A directory written by ``datasets``' ``save_to_disk`` (a Dataset or a DatasetDict)."""
+    return any((path / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json"))
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One configured input: where, in which format, which fields, and default provenance."""
 
     path: str
-    format: str = "auto"            # auto | jsonl | parquet | hf_dataset | files
+    # auto: by name (a folder: each file by its name) | jsonl | json | parquet | hf_dataset
+    # | folder (each file by its name) | files (every file of the folder is one text/code document)
+    format: str = "auto"
     text_field: str = "text"
     id_field: str | None = "id"
     source: str | None = None
     domain: str = "web"
-    glob: str = "**/*"              # for format=files
+    glob: str = "**/*"              # which files of a folder are read
     max_bytes: int = 1_000_000      # larger texts are rejected as oversize
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | str, where: str) -> InputSpec:
+        """Build from a config mapping (or a bare path); an unknown or missing key is a one-line error."""
+        if isinstance(node, str):
+            node = {"path": node}
+        if not isinstance(node, Mapping):
+            raise InputError(f"{where}: expected a path or {{path: ..., format: ...}}, got {node!r}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(node) - set(known))
+        if unknown:
+            raise InputError(f"{where}: unknown key(s) {unknown} (known: {', '.join(known)})")
+        if not node.get("path"):
+            raise InputError(f"{where}: needs a path")
+        if node.get("format", "auto") not in FORMATS:
+            raise InputError(f"{where}.format={node['format']!r}: expected one of {', '.join(FORMATS)}")
+        return cls(**node)
 
     def resolved_format(self) -> str:
         if self.format != "auto":
             return self.format
         p = Path(self.path)
         if p.is_dir():
-            return "hf_dataset" if (p / "dataset_info.json").exists() or (p / "state.json").exists() else "files"
-        if p.name.endswith((".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")):
-            return "jsonl"
-        if p.suffix == ".parquet":
-            return "parquet"
-        raise ValueError(f"inputs.path={self.path}: cannot tell the format; set format to jsonl, parquet, "
-                         "hf_dataset or files")
+            return "hf_dataset" if is_hf_dataset_dir(p) else "folder"
+        fmt = data_format(p)
+        if fmt is None:
+            raise InputError(f"inputs.path={self.path}: cannot tell the format from the name; set format to "
+                             "jsonl, json, parquet, hf_dataset, folder or files")
+        return fmt
 
 
-def _record_to_document(record: Any, spec: InputSpec, where: str, index: int,
+# --- records -> documents ------------------------------------------------------------------------
+
+
+def _record_to_document(record: Any, spec: InputSpec, where: str, default_id: str,
                         rejections: Rejections) -> Document | None:
     if not isinstance(record, dict):
         rejections.add("not_an_object", where, repr(record)[:80])
         return None
-    text = record.get(spec.text_field)
+    if spec.text_field not in record:
+        rejections.add("missing_text", where, f"no field {spec.text_field!r} (fields: {', '.join(map(str, record))})")
+        return None
+    text = record[spec.text_field]
     if text is None:
-        rejections.add("missing_text", where, f"no field {spec.text_field!r}")
+        rejections.add("missing_text", where, f"field {spec.text_field!r} is null")
         return None
     if not isinstance(text, str):
         rejections.add("missing_text", where, f"field {spec.text_field!r} is {type(text).__name__}")
@@ -108,7 +165,7 @@ def _record_to_document(record: Any, spec: InputSpec, where: str, index: int,
         rejections.add("oversize", where, f"{size} bytes > {spec.max_bytes}")
         return None
     raw_id = record.get(spec.id_field) if spec.id_field else None
-    doc_id = str(raw_id) if raw_id not in (None, "") else f"{Path(spec.path).name}:{index}"
+    doc_id = str(raw_id) if raw_id not in (None, "") else default_id
     if isinstance(record.get("metadata"), dict):  # our own shard format
         meta = dict(record["metadata"])
     else:
@@ -117,90 +174,279 @@ def _record_to_document(record: Any, spec: InputSpec, where: str, index: int,
                     domain=str(record.get("domain") or spec.domain), metadata=meta)
 
 
-def _read_jsonl(path: Path, spec: InputSpec, rejections: Rejections) -> Iterator[Document]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as raw:
-        for lineno, line in enumerate(raw, start=1):
+def _json_lines(lines: Iterable[bytes], path: Path, rejections: Rejections) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line; undecodable lines are counted. A damaged gzip
+    stream ends the file: the lines before it are kept, the unreadable rest is counted once."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(lines, start=1):
             where = f"{path}:{lineno}"
-            if not line.strip():
-                continue
             try:
-                decoded = line.decode("utf-8")
+                decoded = line.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a BOM may open the file
             except UnicodeDecodeError as err:
                 rejections.add("invalid_utf8", where, str(err))
                 continue
+            if not decoded.strip():
+                continue
             try:
-                record = json.loads(decoded)
+                yield lineno, json.loads(decoded)
             except json.JSONDecodeError as err:
                 rejections.add("invalid_json", where, str(err))
-                continue
-            doc = _record_to_document(record, spec, where, lineno, rejections)
-            if doc is not None:
-                yield doc
+    except _GZIP_ERRORS as err:
+        rejections.add("corrupt_gzip", f"{path}:{lineno + 1}",
+                       f"compressed data unreadable from line {lineno + 1} on, earlier records kept ({err})")
 
 
-def _read_parquet(path: Path, spec: InputSpec, rejections: Rejections) -> Iterator[Document]:
+def _documents(records: Iterable[tuple[int, Any]], path: Path, spec: InputSpec, name: str, sep: str,
+               rejections: Rejections) -> Iterator[Document]:
+    for index, record in records:
+        doc = _record_to_document(record, spec, f"{path}{sep}{index}", f"{name}:{index}", rejections)
+        if doc is not None:
+            yield doc
+
+
+def _read_jsonl(path: Path, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
+    gzipped = path.name.lower().endswith(".gz")
+    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as raw:
+        yield from _documents(_json_lines(raw, path, rejections), path, spec, name, ":", rejections)
+
+
+def _read_json(path: Path, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
+    """A JSON array of records, one record, or (as many ``.json`` files are) JSON lines."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        rejections.add("invalid_utf8", str(path), str(err))
+        return
+    if not text.strip():
+        return
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg != "Extra data":  # one broken value, not several values
+            rejections.add("invalid_json", f"{path}:{err.lineno}", str(err))
+            return
+        lines = io.BytesIO(text.encode("utf-8"))
+        yield from _documents(_json_lines(lines, path, rejections), path, spec, name, ":", rejections)
+        return
+    records = value if isinstance(value, list) else [value]
+    yield from _documents(enumerate(records, start=1), path, spec, name, "#", rejections)
+
+
+def _read_parquet(path: Path, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     index = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
-        for record in batch.to_pylist():
-            index += 1
-            doc = _record_to_document(record, spec, f"{path}#{index}", index, rejections)
-            if doc is not None:
-                yield doc
+    try:
+        table = pq.ParquetFile(path)
+        columns = table.schema_arrow.names
+        if spec.text_field not in columns and table.metadata.num_rows:
+            rejections.add("missing_text_column", str(path), f"no column {spec.text_field!r} (columns: "
+                           f"{', '.join(columns)}); set text_field", count=table.metadata.num_rows)
+            return
+        for batch in table.iter_batches(batch_size=4096):
+            for record in batch.to_pylist():
+                index += 1
+                doc = _record_to_document(record, spec, f"{path}#{index}", f"{name}:{index}", rejections)
+                if doc is not None:
+                    yield doc
+    except (pa.ArrowException, OSError) as err:
+        rejections.add("corrupt_parquet", f"{path}#{index + 1}",
+                       f"unreadable from row {index + 1} on, earlier rows kept ({err})")
 
 
-def _read_hf_dataset(path: Path, spec: InputSpec, rejections: Rejections) -> Iterator[Document]:
+def _read_hf_dataset(path: Path, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
     import datasets
 
     loaded = datasets.load_from_disk(str(path))
     splits = loaded.values() if isinstance(loaded, datasets.DatasetDict) else [loaded]
     index = 0
     for split in splits:
+        if spec.text_field not in split.column_names and len(split):
+            rejections.add("missing_text_column", str(path), f"no column {spec.text_field!r} (columns: "
+                           f"{', '.join(split.column_names)}); set text_field", count=len(split))
+            index += len(split)
+            continue
         for record in split:
             index += 1
-            doc = _record_to_document(record, spec, f"{path}#{index}", index, rejections)
+            doc = _record_to_document(record, spec, f"{path}#{index}", f"{name}:{index}", rejections)
             if doc is not None:
                 yield doc
 
 
-def _read_files(root: Path, spec: InputSpec, rejections: Rejections) -> Iterator[Document]:
-    for index, path in enumerate(sorted(p for p in root.glob(spec.glob) if p.is_file()), start=1):
-        rel = str(path.relative_to(root))
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            rejections.add("unreadable", rel, str(err))
-            continue
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as err:
-            rejections.add("invalid_utf8", rel, str(err))
-            continue
-        language = CODE_EXTENSIONS.get(path.suffix.lower())
-        record = {"id": f"{root.name}/{rel}", "text": text, "path": rel,
-                  "domain": "code" if language else spec.domain}
-        if language:
-            record["language"] = language
-        doc = _record_to_document(record, InputSpec(**{**spec.__dict__, "text_field": "text", "id_field": "id"}),
-                                  rel, index, rejections)
-        if doc is not None:
+_RECORD_READERS = {"jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet,
+                   "hf_dataset": _read_hf_dataset}
+
+
+def _read_records(path: Path, fmt: str, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
+    """One file (or dataset directory) of records; a file holding none is counted as ``empty_file``."""
+    before, yielded = rejections.total, 0
+    try:
+        for doc in _RECORD_READERS[fmt](path, spec, rejections, name):
+            yielded += 1
             yield doc
+    except OSError as err:  # permissions, I/O errors: the file, not the run, is lost
+        rejections.add("unreadable", str(path), str(err))
+        return
+    if yielded == 0 and rejections.total == before:
+        rejections.add("empty_file", str(path), "the file holds no records")
 
 
-_READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "hf_dataset": _read_hf_dataset, "files": _read_files}
+# --- folders -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    """One thing found in a folder: a file, an HF datasets directory, or a link that leads nowhere."""
+
+    path: Path
+    rel: str                    # posix path relative to the folder, for ids, globs and messages
+    is_dataset: bool = False    # a ``save_to_disk`` directory, read as one input
+    problem: str | None = None  # dangling_link | symlink_loop | unreadable
+    detail: str = ""
+
+
+def walk_folder(root: Path, datasets_as_units: bool = True) -> Iterator[FolderEntry]:
+    """Every file under ``root`` once, in name order. Symlinks are followed; a file or folder reached a
+    second time (through a link or a hard link) is skipped; a dangling link, a link looping back into an
+    enclosing folder and an unreadable entry are reported so that readers can count them."""
+    seen_files: set[tuple[int, int]] = set()
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def visit(directory: Path, rel_dir: str, ancestors: frozenset[tuple[int, int]]) -> Iterator[FolderEntry]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as err:
+            yield FolderEntry(directory, rel_dir or ".", problem="unreadable", detail=str(err))
+            return
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            path = Path(entry.path)
+            try:
+                st = entry.stat()  # follows symlinks
+            except FileNotFoundError:
+                if entry.is_symlink():
+                    yield FolderEntry(path, rel, problem="dangling_link",
+                                      detail=f"links to missing {os.readlink(path)}")
+                continue  # deleted while we read
+            except OSError as err:
+                yield FolderEntry(path, rel, problem="symlink_loop" if err.errno == errno.ELOOP else "unreadable",
+                                  detail=str(err))
+                continue
+            key = (st.st_dev, st.st_ino)
+            if stat.S_ISDIR(st.st_mode):
+                if key in ancestors:
+                    yield FolderEntry(path, rel, problem="symlink_loop", detail="links back to an enclosing folder")
+                elif key not in seen_dirs:
+                    seen_dirs.add(key)
+                    if datasets_as_units and is_hf_dataset_dir(path):
+                        yield FolderEntry(path, rel, is_dataset=True)
+                    else:
+                        yield from visit(path, rel, ancestors | {key})
+            elif stat.S_ISREG(st.st_mode) and key not in seen_files:  # fifos and devices are no documents
+                seen_files.add(key)
+                yield FolderEntry(path, rel)
+
+    root_stat = root.stat()
+    root_key = (root_stat.st_dev, root_stat.st_ino)
+    seen_dirs.add(root_key)
+    yield from visit(root, "", frozenset({root_key}))
+
+
+def glob_matches(rel: str, pattern: str) -> bool:
+    """``Path.glob`` semantics on a relative posix path: ``**`` spans zero or more folders."""
+    def match(parts: list[str], pats: list[str]) -> bool:
+        if not pats:
+            return not parts
+        if pats[0] == "**":
+            return any(match(parts[i:], pats[1:]) for i in range(len(parts) + 1))
+        return bool(parts) and fnmatch.fnmatchcase(parts[0], pats[0]) and match(parts[1:], pats[1:])
+
+    return match(rel.split("/"), pattern.split("/"))
+
+
+def _text_file_document(entry: FolderEntry, root: Path, spec: InputSpec, rejections: Rejections) -> Document | None:
+    where = str(entry.path)
+    try:
+        size = entry.path.stat().st_size
+        if size > spec.max_bytes:  # reject before reading a huge blob into memory
+            rejections.add("oversize", where, f"{size} bytes > {spec.max_bytes}")
+            return None
+        data = entry.path.read_bytes()
+    except OSError as err:
+        rejections.add("unreadable", where, str(err))
+        return None
+    try:
+        text = data.decode("utf-8-sig")  # a BOM is no part of the text
+    except UnicodeDecodeError as err:
+        rejections.add("invalid_utf8", where, str(err))
+        return None
+    language = CODE_EXTENSIONS.get(entry.path.suffix.lower())
+    record = {"id": f"{root.name}/{entry.rel}", "text": text, "path": entry.rel,
+              "domain": "code" if language else spec.domain}
+    if language:
+        record["language"] = language
+    text_spec = InputSpec(**{**spec.__dict__, "text_field": "text", "id_field": "id"})
+    return _record_to_document(record, text_spec, where, f"{root.name}/{entry.rel}", rejections)
+
+
+def _read_folder(root: Path, spec: InputSpec, rejections: Rejections, name: str,
+                 per_file_format: bool = True) -> Iterator[Document]:
+    """Each file by the format its name announces (or, with ``per_file_format=False``, each as text)."""
+    matched = 0
+    for entry in walk_folder(root, datasets_as_units=per_file_format):
+        if not glob_matches(entry.rel, spec.glob):
+            continue
+        matched += 1
+        if entry.problem:
+            rejections.add(entry.problem, str(entry.path), entry.detail)
+            continue
+        fmt = ("hf_dataset" if entry.is_dataset else data_format(entry.path)) if per_file_format else None
+        if fmt is not None:
+            yield from _read_records(entry.path, fmt, spec, rejections, f"{name}/{entry.rel}")
+        else:
+            doc = _text_file_document(entry, root, spec, rejections)
+            if doc is not None:
+                yield doc
+    if matched == 0:
+        log.warning("inputs.path=%s: the folder holds no file matching glob %r", root, spec.glob)
+
+
+def _read_files(root: Path, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
+    return _read_folder(root, spec, rejections, name, per_file_format=False)
+
+
+def _read_single(fmt: str):
+    def read(path: Path, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
+        return _read_records(path, fmt, spec, rejections, name)
+    return read
+
+
+_READERS = {**{fmt: _read_single(fmt) for fmt in _RECORD_READERS}, "folder": _read_folder, "files": _read_files}
+
+
+def require_input(path: Path) -> None:
+    """Fail fast, naming the path, when an input does not exist."""
+    if not path.exists():
+        why = f"a dangling symlink to {os.readlink(path)}" if path.is_symlink() else "no such file or directory"
+        raise FileNotFoundError(f"inputs.path: {why}: {path}")
 
 
 def read_documents(spec: InputSpec, rejections: Rejections) -> Iterator[Document]:
     """Documents of one input; unusable records go to ``rejections``. Fails fast on a bad path."""
     path = Path(spec.path)
-    if not path.exists():
-        raise FileNotFoundError(f"inputs.path: no such file or directory: {path}")
+    require_input(path)
     fmt = spec.resolved_format()
     if fmt not in _READERS:
-        raise ValueError(f"inputs.format: unknown format {fmt!r} (jsonl, parquet, hf_dataset, files)")
-    return _READERS[fmt](path, spec, rejections)
+        raise InputError(f"inputs.format: unknown format {fmt!r} ({', '.join(FORMATS)})")
+    if path.is_dir() != (fmt in ("folder", "files", "hf_dataset")):
+        raise InputError(f"inputs.path={path}: format={fmt} needs a {'file' if path.is_dir() else 'folder'}")
+    return _READERS[fmt](path, spec, rejections, path.name)
+
+
+# --- shards we write -----------------------------------------------------------------------------
 
 
 def document_to_record(doc: Document) -> dict[str, Any]:
@@ -211,16 +457,38 @@ def record_to_document(record: dict[str, Any]) -> Document:
     return Document(record["id"], record["text"], record["source"], record["domain"], record.get("metadata") or {})
 
 
-def write_jsonl_gz(docs: list[Document], path: Path) -> None:
-    """Write one shard atomically (temp file + rename): a killed writer leaves no partial shard."""
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temp file and a rename: a killed writer leaves no partial file (only a temp file that
+    ``remove_stale_temp_files`` clears). A failed write (a full disk) raises an OSError naming ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as err:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OSError(err.errno, f"cannot write: {err.strerror or err}", str(path)) from err
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_jsonl_gz(docs: list[Document], path: Path) -> None:
+    """Write one shard atomically: a killed writer leaves no partial shard."""
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=3, mtime=0) as gz:
         for doc in docs:
             gz.write(json.dumps(document_to_record(doc), ensure_ascii=False).encode("utf-8") + b"\n")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_jsonl_gz(path: Path) -> list[Document]:
@@ -229,11 +497,58 @@ def read_jsonl_gz(path: Path) -> list[Document]:
         return [record_to_document(json.loads(line)) for line in f if line.strip()]
 
 
+# Temp names of killed writers: ours (".<name>.<pid>.tmp") and infir.data.cache's build dirs (".tmp-<key>-<pid>").
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$|^\.tmp-.+-(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temp_files(root: Path, max_depth: int | None = None) -> list[Path]:
+    """Delete the temp files and build dirs under ``root`` whose writer process is gone (killed mid-write);
+    those of a live process stay. ``max_depth`` limits how many folders deep it looks (None: all)."""
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    base_depth = len(root.parts)
+    for directory, dirnames, filenames in os.walk(root):
+        here = Path(directory)
+        for name in [*filenames, *dirnames]:
+            match = _TEMP_NAME.match(name)
+            if not match or _pid_alive(int(match.group(1) or match.group(2))):
+                continue
+            target = here / name
+            if name in dirnames:
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+            removed.append(target)
+        removed_dirs = {p.name for p in removed if p.parent == here}
+        too_deep = max_depth is not None and len(here.parts) - base_depth >= max_depth
+        dirnames[:] = [] if too_deep else [d for d in dirnames if d not in removed_dirs]
+    if removed:
+        log.info("removed %d temp file(s) of killed writers under %s", len(removed), root)
+    return removed
+
+
 def file_fingerprint(path: Path) -> str:
-    """Cheap identity of an input file or directory: names, sizes and mtimes."""
+    """Cheap identity of an input file or directory: names, sizes and mtimes of what the readers would read."""
+    require_input(path)
     h = hashlib.sha256()
-    paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+    entries = walk_folder(path, datasets_as_units=False) if path.is_dir() else [FolderEntry(path, path.name)]
+    for entry in entries:
+        if entry.problem:
+            h.update(f"{entry.rel}|{entry.problem}".encode())
+            continue
+        st = entry.path.stat()
+        h.update(f"{entry.rel}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infir.data.curation.pipeline import CuratedSource, curate
 from infir.data.curation.runner import Stage, format_funnel
-from infir.data.doc_io import InputSpec
+from infir.data.doc_io import InputError, InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,19 @@ def curated_sources(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_curation_app(cfg: DictConfig) -> None:
+    """Curate and print the funnel; unusable inputs and failed writes end the command with one line naming them."""
+    try:
+        _run_curation_app(cfg)
+    except (InputError, OSError) as err:
+        raise SystemExit(f"[infir] curation failed: {err}") from err
+
+
+def _run_curation_app(cfg: DictConfig) -> None:
     if cfg.get("inputs"):
         stages, spec = build_stages(cfg.curation)
-        inputs = [InputSpec(**OmegaConf.to_container(node, resolve=True)) for node in cfg.inputs]
+        nodes = OmegaConf.to_container(cfg.inputs, resolve=True) if OmegaConf.is_config(cfg.inputs) else cfg.inputs
+        nodes = nodes if isinstance(nodes, list) else [nodes]  # inputs=crawl.jsonl: one bare path
+        inputs = [InputSpec.from_config(node, f"inputs[{i}]") for i, node in enumerate(nodes)]
         results = {"inputs": curate(stages, spec, cfg.paths.cache_dir, inputs=inputs, workers=int(cfg.curation.workers),
                                     docs_per_shard=int(cfg.curation.docs_per_shard),
                                     write_excluded=bool(cfg.write_excluded))}

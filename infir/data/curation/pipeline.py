@@ -11,7 +11,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 from infir.data.cache import content_key
 from infir.data.curation.base import StageStats
 from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, stats_path, write_stats
-from infir.data.doc_io import InputSpec, Rejections, file_fingerprint, read_documents, write_jsonl_gz
+from infir.data.doc_io import (InputError, InputSpec, Rejections, atomic_write_text, file_fingerprint, read_documents,
+                               remove_stale_temp_files, write_jsonl_gz)
 from infir.data.documents import TRAIN, Document
 from infir.data.iteration import batched
 
@@ -58,6 +58,7 @@ def ingest_inputs(inputs: Sequence[InputSpec], out_dir: Path, docs_per_shard: in
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = StageStats("read")
     shards: list[Path] = []
+    empty: list[str] = []  # inputs that gave no document, with why
     for n, spec in enumerate(inputs):
         done = out_dir / f"input_{n:03d}.done.json"
         if done.is_file():
@@ -72,17 +73,25 @@ def ingest_inputs(inputs: Sequence[InputSpec], out_dir: Path, docs_per_shard: in
                 written.append((shard.name, len(chunk)))
             record = {"shards": written, "rejected": dict(rejections.counts), "samples": rejections.samples,
                       "seconds": time.perf_counter() - start}
-            tmp = done.with_name(f".{done.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(record))
-            os.replace(tmp, done)
+            atomic_write_text(done, json.dumps(record))
         kept = sum(count for _, count in record["shards"])
-        rejected = sum(record["rejected"].values())
-        stats.read += kept + rejected
+        if not kept:
+            empty.append(f"{spec.path} ({_describe_rejected(record['rejected'])})")
+            log.warning("inputs[%d]: no documents from %s", n, empty[-1])
+        stats.read += kept + sum(record["rejected"].values())
         stats.kept += kept
         stats.dropped.update(record["rejected"])
         stats.seconds += record["seconds"]
         shards += [out_dir / name for name, _ in record["shards"]]
+    if not stats.kept:  # nothing to curate: say so rather than "succeed" with an empty output
+        raise InputError(f"curation read no usable document from its inputs: {'; '.join(empty)}")
     return shards, stats
+
+
+def _describe_rejected(rejected: dict[str, int]) -> str:
+    if not rejected:
+        return "nothing to read: empty, or no file matches"
+    return ", ".join(f"{reason}={count}" for reason, count in sorted(rejected.items()))
 
 
 def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Path, *,
@@ -99,6 +108,9 @@ def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Pat
     key = content_key({"recipe": recipe, "inputs": fingerprints, "docs_per_shard": docs_per_shard,
                        "code": curation_code_fingerprint()})
     work_dir = Path(cache_dir) / "curation" / key
+    # Temp files of killed runs (shards, stats, classifier build dirs); a live writer's stay.
+    remove_stale_temp_files(work_dir)
+    remove_stale_temp_files(Path(cache_dir), max_depth=1)
     manifest = work_dir / MANIFEST
     if manifest.is_file():
         saved = json.loads(manifest.read_text())
@@ -112,9 +124,7 @@ def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Pat
     result = CurationRunner(stages, work_dir, workers, write_excluded, progress).run(shards, read_stats)
     record = {"recipe": recipe, "inputs": fingerprints, "funnel": result.funnel,
               "output_shards": [str(p.relative_to(work_dir)) for p in result.output_shards]}
-    tmp = manifest.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, manifest)
+    atomic_write_text(manifest, json.dumps(record, indent=2, default=str))
     return result
 
 

@@ -10,14 +10,19 @@ A killed run re-run with the same recipe and inputs skips every shard whose
 stats file exists, so the result is identical to an uninterrupted run: no
 document lost, none duplicated. Global stages (MinHash dedup) first compute
 per-shard signatures in the pool, decide survivors once over all shards, then
-filter each shard.
+filter each shard. Workers die with the driver, even when it is killed with -9;
+the temp files a killed writer leaves are removed by the next run (``curate``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -29,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 from tqdm.auto import tqdm
 
 from infir.data.curation.base import StageOutput, StageStats
-from infir.data.doc_io import read_jsonl_gz, write_jsonl_gz
+from infir.data.doc_io import atomic_write_text, read_jsonl_gz, write_jsonl_gz
 from infir.data.documents import Document
 
 log = logging.getLogger(__name__)
@@ -75,17 +80,39 @@ class CurationResult:
 # --- worker side -------------------------------------------------------------------------------
 
 _WORKER_STAGES: list[Stage] = []
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _init_worker(stages: list[Stage]) -> None:
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker when the driver dies, even by kill -9 (which runs none of the driver's cleanup and
+    would leave idle workers holding their memory): the kernel's parent-death signal on Linux, else a
+    thread that watches the parent pid."""
+    if sys.platform.startswith("linux"):
+        # The signal fires when the thread that spawned us ends: the pool spawns from the driver's calling
+        # thread, which outlives the pool (``with ProcessPoolExecutor`` in ``_pool_map``).
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent_pid:  # the driver died before the signal was armed
+                os._exit(1)
+            return
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+
+
+def _init_worker(stages: list[Stage], parent_pid: int | None = None) -> None:
     global _WORKER_STAGES
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     _WORKER_STAGES = stages
 
 
 def write_stats(path: Path, stats: StageStats) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(stats.to_dict()))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(stats.to_dict()))
 
 
 def _finish_shard(stage_name: str, output: StageOutput, seconds: float, out_path: Path,
@@ -160,9 +187,13 @@ class CurationRunner:
             _init_worker(self.stages)
             return [fn(t) for t in tqdm(tasks, desc=desc, disable=not self.progress, leave=False)]
         with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(self.stages,)) as pool:
-            return list(tqdm(pool.map(fn, tasks), total=len(tasks), desc=desc, disable=not self.progress,
-                             leave=False))
+                                 initargs=(self.stages, os.getpid())) as pool:
+            try:
+                return list(tqdm(pool.map(fn, tasks), total=len(tasks), desc=desc, disable=not self.progress,
+                                 leave=False))
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # a failed shard (a full disk): don't run the rest
+                raise
 
     def run(self, read_shards: list[Path], read_stats: StageStats) -> CurationResult:
         """Curate ``read_shards`` (already ingested); ``read_stats`` accounts for the ingestion."""
