@@ -12,10 +12,12 @@ import pytest
 from conftest import REPO, read_metrics, run_train
 from wandb_records import iter_records
 
-TINY_EVAL = ["eval.tasks.gsm8k.limit=4", "eval.tasks.math.limit=2", "eval.tasks.mmlu.limit=8",
-             "eval.tasks.humaneval.limit=2", "eval.max_new_tokens=24", "eval.tasks.math.max_new_tokens=24",
-             "eval.tasks.humaneval.max_new_tokens=24", "eval.allow_code_execution=true"]
-EXPECTED = {"eval/gsm8k/strict_accuracy", "eval/gsm8k/flexible_accuracy", "eval/math/accuracy",
+TINY_EVAL = ["eval.tasks.gsm8k.limit=4", "eval.tasks.gsm8k.max_new_tokens=24", "eval.tasks.math.limit=2",
+             "eval.tasks.mmlu.limit=8", "eval.tasks.humaneval.limit=2", "eval.max_new_tokens=24",
+             "eval.tasks.math.max_new_tokens=24", "eval.tasks.humaneval.max_new_tokens=24",
+             "eval.allow_code_execution=true"]
+EXPECTED = {"eval/gsm8k/strict_accuracy", "eval/gsm8k/flexible_accuracy", "eval/gsm8k/flexible_numeric_accuracy",
+            "eval/math/accuracy",
             "eval/mmlu/accuracy", "eval/mmlu/prob_correct", "eval/humaneval/pass@1"}
 
 
@@ -60,7 +62,7 @@ def test_callback_logs_eval_metrics_to_csv_and_wandb(trained) -> None:
 def _run_eval(args: list[str], out: Path) -> dict:
     cmd = [sys.executable, "-m", "infir.eval", *args, f"out_dir={out}", "data_mix.sources.stdlib.max_files=40",
            "eval.nll.max_per_domain=4", "eval.progress=false", *TINY_EVAL]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"eval results: {out / 'results.json'}" in proc.stdout
     return json.loads((out / "results.json").read_text())
@@ -83,9 +85,27 @@ def test_eval_app_scores_an_hf_export_and_its_checkpoint_identically(trained, tm
         assert a == (tmp_path / "ckpt" / f"samples_{task}.jsonl").read_text()  # same greedy outputs
 
 
+def _failed_set_up(args: list[str], out: Path) -> str:
+    """stderr of an eval that must fail during set-up: exit status 2, one line, no traceback."""
+    cmd = [sys.executable, "-m", "infir.eval", *args, f"out_dir={out}"]
+    proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    return proc.stderr
+
+
 def test_eval_app_names_a_bad_model_path(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "infir.eval", f"model={tmp_path / 'nope'}", f"out_dir={tmp_path}",
-           "eval.tasks.gsm8k.limit=1"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    assert f"model={tmp_path / 'nope'}: not an HF model directory" in proc.stderr
+    stderr = _failed_set_up([f"model={tmp_path / 'nope'}", "eval.tasks.gsm8k.limit=1"], tmp_path)
+    assert f"model={tmp_path / 'nope'}: does not exist" in stderr
+    stderr = _failed_set_up([f"model={tmp_path}"], tmp_path / "out")
+    assert f"model={tmp_path}: is not an HF model directory (no config.json) or a .ckpt file" in stderr
+
+
+def test_eval_app_names_an_unknown_task_or_key_before_building_the_suite(tmp_path: Path) -> None:
+    model_dir = tmp_path / "hf"  # passes the path check; the config error must come before it is ever read
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    stderr = _failed_set_up([f"model={model_dir}", "+eval.tasks.gsm9k.limit=1"], tmp_path / "a")
+    assert "eval.tasks: unknown task 'gsm9k'" in stderr
+    stderr = _failed_set_up([f"model={model_dir}", "+eval.tasks.mmlu.shots=3"], tmp_path / "b")
+    assert "eval.tasks.mmlu: unknown key(s) ['shots']" in stderr

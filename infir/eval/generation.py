@@ -136,12 +136,17 @@ def _find_stop(text: str, start: int, stops: tuple[str, ...]) -> int:
     return min(hits) if hits else -1
 
 
-def _end_token_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
-    """The tokenizer's EOS plus any the model's generation config adds (e.g. Llama-3 ``<|eot_id|>``)."""
+def _end_token_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                   stops: Sequence[str] = ()) -> frozenset[int]:
+    """The tokenizer's EOS, any the model's generation config adds (e.g. Llama-3 ``<|eot_id|>``), and every stop
+    string that is one special token of this tokenizer (e.g. ``<|im_end|>``): decoded text drops special tokens,
+    so such a stop is matched by id, as lm-eval matches it in text decoded with specials."""
     ids = {tokenizer.eos_token_id}
     extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if extra is not None:
         ids.update([extra] if isinstance(extra, int) else extra)
+    special = set(tokenizer.all_special_tokens) | set(tokenizer.get_added_vocab())
+    ids.update(tokenizer.convert_tokens_to_ids(s) for s in stops if s in special)
     return frozenset(i for i in ids if i is not None)
 
 
@@ -369,7 +374,7 @@ def generate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts
     per_batch = max(1, config.batch_size // copies)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed) if config.do_sample else None
-    end_ids = _end_token_ids(model, tokenizer)
+    end_ids = _end_token_ids(model, tokenizer, config.stop)
     vocab = len(tokenizer)  # logits beyond the tokenizer (vocab padding) are never valid outputs
     results: list[list[str]] = [[] for _ in prompts]
 

@@ -9,39 +9,64 @@ run's tokenizer gets the chat template it was trained with.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from omegaconf import OmegaConf
-from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+if TYPE_CHECKING:  # torch, transformers and the training code load in seconds: only when a model is loaded
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from infir.models.causal_lm import build_causal_lm
-from infir.models.chat_template import ensure_chat_template
-from infir.models.tokenizer import load_tokenizer
-from infir.training.phases import checkpoint_tokenizer_dir
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def resolve_device(device: str) -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
 def _dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
+    import torch
+
+    if check_dtype(name) == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if name not in _DTYPES:
-        raise ValueError(f"dtype must be auto or one of {sorted(_DTYPES)}, got {name!r}")
-    return _DTYPES[name]
+    return getattr(torch, name)
+
+
+def check_dtype(name: str) -> str:
+    if name != "auto" and name not in _DTYPES:
+        raise ValueError(f"dtype must be auto or one of {list(_DTYPES)}, got {name!r}")
+    return name
+
+
+def check_model_path(path: str | Path) -> Path:
+    """``path`` if it is an HF model directory or a checkpoint inside its run directory; else one clear error.
+
+    Cheap (no imports, no reads), so the eval app calls it before building the suite or loading anything.
+    """
+    path = Path(path).expanduser()
+    if path.is_file() and path.suffix == ".ckpt":
+        config_path = path.parent.parent / "resolved_config.yaml"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"model={path}: a checkpoint is loaded with its run directory, but "
+                                    f"{config_path} is missing (evaluate the run's hf_export instead)")
+        return path
+    if (path / "config.json").is_file():
+        return path
+    what = "does not exist" if not path.exists() else "is not an HF model directory (no config.json) or a .ckpt file"
+    raise FileNotFoundError(f"model={path}: {what}")
 
 
 def _from_checkpoint(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    config_path = path.parent.parent / "resolved_config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"model={path}: a checkpoint is loaded with its run directory, but {config_path} "
-                                f"is missing (evaluate the run's hf_export instead)")
-    cfg = OmegaConf.load(config_path)
+    from omegaconf import OmegaConf
+
+    from infir.models.causal_lm import build_causal_lm
+    from infir.models.chat_template import ensure_chat_template
+    from infir.models.tokenizer import load_tokenizer
+    from infir.training.phases import checkpoint_tokenizer_dir
+
+    cfg = OmegaConf.load(path.parent.parent / "resolved_config.yaml")
     tokenizer = load_tokenizer(checkpoint_tokenizer_dir(path))
     if cfg.phase.name == "sft":
         tokenizer = ensure_chat_template(tokenizer)
@@ -53,14 +78,17 @@ def _from_checkpoint(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
 def load_model(path: str | Path, device: str = "auto", dtype: str = "auto") -> tuple[PreTrainedModel,
                                                                                        PreTrainedTokenizerBase]:
     """(model in eval mode on ``device``, tokenizer) from an HF directory or a ``.ckpt`` file."""
-    path = Path(path).expanduser()
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from infir.models.tokenizer import load_tokenizer
+
+    path = check_model_path(path)
     target = resolve_device(device)
-    if path.is_file() and path.suffix == ".ckpt":
+    if path.suffix == ".ckpt" and path.is_file():
         model, tokenizer = _from_checkpoint(path)
-    elif (path / "config.json").is_file():
+    else:
         tokenizer = load_tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
-    else:
-        raise FileNotFoundError(f"model={path}: not an HF model directory (no config.json) or a .ckpt file")
     model = model.to(device=target, dtype=_dtype(dtype, target)).eval()
     return model, tokenizer

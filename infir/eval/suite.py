@@ -11,25 +11,25 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from infir.eval.checks import check_eval_config, check_task_config
 from infir.eval.embedded import load_embedded
-from infir.eval.generation import GenerationConfig, generate
+from infir.eval.generation import GenerationConfig, generate, prefix_token_id
 from infir.eval.likelihood import continuation_logprobs
 from infir.eval.records import read_rows, validate_rows
 from infir.eval.tasks import BASE, INSTRUCT, LOGLIK, TASKS, ScoringContext, Task
+from infir.eval.tasks.base import DEFAULT_FEWSHOT_SEED
 from infir.sandbox import Sandbox, SandboxLimits
 
 log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You are a helpful assistant."  # the paper's instruct style (PAPER.md §4)
-_TASK_KEYS = {"source", "fewshot", "num_fewshot", "method", "limit", "num_samples", "temperature", "top_p",
-              "max_new_tokens", "ks", "enabled"}
 
 
 def _rows(source: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
@@ -46,12 +46,13 @@ def _rows(source: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
 
 @dataclass
 class TaskRun:
-    """One configured task with its loaded records and decoding settings."""
+    """One configured task with its loaded records, decoding settings and the settings that change its numbers."""
 
     task: Task
     generation: GenerationConfig
     ks: tuple[int, ...]
     skipped: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,26 +61,25 @@ class TaskResult:
     samples: list[dict[str, Any]]
     skipped: dict[str, int]
     seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def build_task(name: str, cfg: Mapping[str, Any], mode: str, defaults: Mapping[str, Any]) -> TaskRun:
     """Load one task's records and exemplars as configured under ``eval.tasks.<name>``."""
-    if name not in TASKS:
-        raise ValueError(f"eval.tasks: unknown task {name!r}; known: {sorted(TASKS)}")
-    unknown = sorted(set(cfg) - _TASK_KEYS)
-    if unknown:
-        raise ValueError(f"eval.tasks.{name}: unknown key(s) {unknown}; known: {sorted(_TASK_KEYS)}")
+    check_task_config(name, cfg)
     task_cls = TASKS[name]
     where = f"eval.tasks.{name}"
     loaded = validate_rows(_rows(cfg["source"], f"{where}.source"), task_cls.required_fields, where,
                            task_cls.normalise)
-    records = loaded.records[: cfg["limit"]] if cfg.get("limit") else loaded.records
+    limit = cfg.get("limit")
+    records = loaded.records[:limit] if limit else loaded.records
     fewshot: list[dict[str, Any]] = []
-    num_fewshot = int(cfg.get("num_fewshot", 0))
-    if cfg.get("fewshot") and num_fewshot and mode == BASE:
+    num_fewshot = cfg.get("num_fewshot")  # None: the task's (variant's) lm-eval default
+    if cfg.get("fewshot") and num_fewshot != 0 and mode == BASE:
         fewshot = validate_rows(_rows(cfg["fewshot"], f"{where}.fewshot"), task_cls.required_fields,
                                 f"{where}.fewshot", task_cls.normalise).records
-    kwargs = {"mode": mode}
+    kwargs = {"mode": mode, "variant": cfg.get("variant"), "sampler": cfg.get("sampler"),
+              "fewshot_seed": int(cfg.get("fewshot_seed", defaults.get("fewshot_seed", DEFAULT_FEWSHOT_SEED)))}
     if cfg.get("method"):
         kwargs["method"] = str(cfg["method"])
     task = task_cls(records, fewshot, num_fewshot=num_fewshot, **kwargs)
@@ -94,31 +94,39 @@ def build_task(name: str, cfg: Mapping[str, Any], mode: str, defaults: Mapping[s
     ks = tuple(int(k) for k in cfg.get("ks", (1,)))
     if any(k > num_samples for k in ks):
         raise ValueError(f"{where}: pass@k needs num_samples >= k; got ks={list(ks)}, num_samples={num_samples}")
-    return TaskRun(task, generation, ks, loaded.skipped)
+    settings = {"source": dict(cfg["source"]), "limit": limit,
+                "fewshot_source": (dict(cfg["fewshot"]) if fewshot else "builtin") if task.num_fewshot else None,
+                **task.settings()}
+    if task.method != LOGLIK:
+        settings["generation"] = {**asdict(generation), "stop": list(generation.stop), "ks": list(ks)}
+    if mode == INSTRUCT:
+        settings["system_prompt"] = SYSTEM_PROMPT
+    return TaskRun(task, generation, ks, loaded.skipped, settings)
+
+
+def prefix_policy(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """Which token every evaluated sequence starts with, and why (BOS the tokenizer adds, or EOS as separator)."""
+    token_id = prefix_token_id(tokenizer)
+    uses_bos = token_id == tokenizer.bos_token_id and token_id != tokenizer.eos_token_id
+    return {"id": token_id, "token": tokenizer.convert_ids_to_tokens(token_id),
+            "policy": "bos (the tokenizer adds it)" if uses_bos else "eos (document separator; no BOS added)"}
 
 
 class EvalSuite:
     """The tasks of one ``eval`` config; ``run`` evaluates a model and optionally writes results."""
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
+        tasks = check_eval_config(cfg)  # every name and key first: a typo fails before any loading
         self.mode = str(cfg.get("mode", BASE))
         defaults = {"max_new_tokens": cfg.get("max_new_tokens", 256), "batch_size": cfg.get("batch_size", 16),
-                    "seed": cfg.get("seed", 0)}
-        tasks = {name: task_cfg for name, task_cfg in (cfg.get("tasks") or {}).items()
-                 if task_cfg is not None and task_cfg.get("enabled", True)}
-        if not tasks and not (cfg.get("nll") or {}).get("enabled"):
-            raise ValueError("eval.tasks is empty: enable at least one task (or eval.nll)")
+                    "seed": cfg.get("seed", 0), "fewshot_seed": cfg.get("fewshot_seed", DEFAULT_FEWSHOT_SEED)}
         self.runs = {name: build_task(name, task_cfg, self.mode, defaults) for name, task_cfg in tasks.items()}
         self.sandbox: Sandbox | None = None
-        if any(run.task.needs_sandbox for run in self.runs.values()) and cfg.get("allow_code_execution", False):
+        if any(run.task.needs_sandbox for run in self.runs.values()):
             sandbox_cfg = dict(cfg.get("sandbox") or {})
             workers = int(sandbox_cfg.pop("workers", 2))
             self.sandbox = Sandbox(SandboxLimits.from_mapping(sandbox_cfg), allow_code_execution=True, workers=workers)
             self.sandbox.check()
-        elif any(run.task.needs_sandbox for run in self.runs.values()):
-            names = [n for n, r in self.runs.items() if r.task.needs_sandbox]
-            raise PermissionError(f"eval tasks {names} execute model-written code; set eval.allow_code_execution=true "
-                                  "to run it in the sandbox, or disable them")
         self.progress = bool(cfg.get("progress", False))
 
     def render(self, task: Task, record: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> str:
@@ -158,7 +166,8 @@ class EvalSuite:
             if len(outs) > 1:
                 sample["outputs"] = outs
             samples.append(sample)
-        return TaskResult(metrics, samples, run.skipped, time.perf_counter() - start)
+        settings = {**run.settings, "prefix_token": prefix_policy(tokenizer)}
+        return TaskResult(metrics, samples, run.skipped, time.perf_counter() - start, settings)
 
     def run(self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
             out_dir: Path | None = None) -> dict[str, TaskResult]:
@@ -181,12 +190,14 @@ def flat_metrics(results: Mapping[str, TaskResult], prefix: str = "eval") -> dic
 
 
 def write_results(results: Mapping[str, TaskResult], out_dir: Path, meta: Mapping[str, Any]) -> Path:
-    """``results.json`` (metrics, counts, skips, timings) and one JSONL line per sample per task."""
+    """``results.json`` (metrics, counts, skips, timings, the settings behind each number) and one JSONL line per
+    sample per task. Two results files are comparable when their tasks' ``settings`` are equal."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {**meta, "tasks": {name: {"metrics": r.metrics, "samples": len(r.samples), "skipped": r.skipped,
-                                        "seconds": round(r.seconds, 2)} for name, r in results.items()}}
+                                        "seconds": round(r.seconds, 2), "settings": r.settings}
+                                 for name, r in results.items()}}
     path = out_dir / "results.json"
-    path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     for name, result in results.items():
         with (out_dir / f"samples_{name}.jsonl").open("w", encoding="utf-8") as f:
             for sample in result.samples:

@@ -31,9 +31,10 @@ class CompetitionMath(Task):
     name = "math"
     required_fields = ("problem", "solution")
     stop = ("\n\nProblem:", "Problem:")
+    default_num_fewshot = 4
 
     def __init__(self, records: Sequence[Mapping[str, Any]], fewshot: Sequence[Mapping[str, Any]] = (),
-                 num_fewshot: int = 4, **kwargs: Any) -> None:
+                 num_fewshot: int | None = None, **kwargs: Any) -> None:
         super().__init__(records, fewshot or BUILTIN_EXEMPLARS, num_fewshot, **kwargs)
 
     @staticmethod
@@ -44,7 +45,7 @@ class CompetitionMath(Task):
         return {**record, "target": str(target)}
 
     def prompt(self, record: Mapping[str, Any]) -> str:
-        shots = [f"Problem:\n{r['problem']}\n\nSolution:\n{r['solution']}" for r in self.fewshot]
+        shots = [f"Problem:\n{r['problem']}\n\nSolution:\n{r['solution']}" for r in self.exemplars(record)]
         return few_shot_block(shots, f"Problem:\n{record['problem']}\n\nSolution:\n")
 
     def instruction(self, record: Mapping[str, Any]) -> str:

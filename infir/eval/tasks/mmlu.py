@@ -18,12 +18,15 @@ def _subject(record: Mapping[str, Any]) -> str:
 
 
 class MMLU(Task):
-    """Hendrycks et al.'s prompt; ``loglik`` scores " A".." D" after "Answer:" and normalises with a softmax
-    over the options (PAPER.md §2.3: P(c_i) = e^{s_i} / Σ_j e^{s_j}); ``generate`` reads the letter."""
+    """Hendrycks et al.'s prompt as lm-eval's ``mmlu``: exemplars are the first ``num_fewshot`` few-shot rows of
+    the question's own subject, in file order (a subject with fewer rows is an error). ``loglik`` scores " A".." D"
+    after "Answer:" and normalises with a softmax over the options (PAPER.md §2.3: P(c_i) = e^{s_i} / Σ_j e^{s_j});
+    ``generate`` reads the letter."""
 
     name = "mmlu"
     required_fields = ("question", "choices", "answer")
     stop = ("\n\n",)
+    fewshot_group_name = "subject"
 
     @classmethod
     def methods(cls) -> tuple[str, ...]:
@@ -47,11 +50,13 @@ class MMLU(Task):
         answer = f" {LETTERS[record['answer']]}" if with_answer else ""
         return "\n".join(lines) + f"\nAnswer:{answer}"
 
+    def fewshot_group(self, record: Mapping[str, Any]) -> str:
+        """lm-eval runs one task per subject, with that subject's dev rows as exemplars."""
+        return _subject(record)
+
     def prompt(self, record: Mapping[str, Any]) -> str:
         subject = _subject(record)
-        same = [r for r in self.fewshot if _subject(r) == subject]
-        others = [r for r in self.fewshot if _subject(r) != subject]
-        shots = (same + others)[: len(self.fewshot)]
+        shots = self.exemplars(record)
         header = f"The following are multiple choice questions (with answers) about {subject}.\n\n"
         return few_shot_block([self._block(r, True) for r in shots], self._block(record, False), header)
 

@@ -1,0 +1,53 @@
+"""Validation of an ``eval`` config that needs no data, model or heavy import.
+
+``python -m infir.eval`` runs it before importing the suite (torch, transformers: seconds), so a typo in a task
+name or key fails in about a second, in one line naming the key; :class:`~infir.eval.suite.EvalSuite` runs it
+again before loading any record (the training callback builds suites directly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from infir.eval.tasks import BASE, INSTRUCT, TASKS
+
+TASK_KEYS = frozenset({"source", "fewshot", "num_fewshot", "sampler", "fewshot_seed", "variant", "method", "limit",
+                       "num_samples", "temperature", "top_p", "max_new_tokens", "ks", "enabled"})
+
+
+def check_task_config(name: str, cfg: Any) -> None:
+    """Name and keys of one ``eval.tasks.<name>`` entry."""
+    if name not in TASKS:
+        raise ValueError(f"eval.tasks: unknown task {name!r}; known: {sorted(TASKS)}")
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"eval.tasks.{name} must be a mapping of settings, got {cfg!r}")  # noqa: TRY004
+    unknown = sorted(set(cfg) - TASK_KEYS)
+    if unknown:
+        raise ValueError(f"eval.tasks.{name}: unknown key(s) {unknown}; known: {sorted(TASK_KEYS)}")
+    if not isinstance(cfg.get("source"), Mapping):  # a config error like the others, so ValueError
+        raise ValueError(  # noqa: TRY004
+            f"eval.tasks.{name}.source is required: `embedded: <name>` or `path: <file or dir>`")
+
+
+def enabled_tasks(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``eval.tasks`` without the null entries and those with ``enabled: false``."""
+    return {name: task_cfg for name, task_cfg in (cfg.get("tasks") or {}).items()
+            if task_cfg is not None and (not isinstance(task_cfg, Mapping) or task_cfg.get("enabled", True))}
+
+
+def check_eval_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The enabled tasks of ``cfg`` after checking mode, task names and keys, and the code-execution opt-in."""
+    mode = str(cfg.get("mode", BASE))
+    if mode not in (BASE, INSTRUCT):
+        raise ValueError(f"eval.mode must be '{BASE}' or '{INSTRUCT}', got {mode!r}")
+    tasks = enabled_tasks(cfg)
+    if not tasks and not (cfg.get("nll") or {}).get("enabled"):
+        raise ValueError("eval.tasks is empty: enable at least one task (or eval.nll)")
+    for name, task_cfg in tasks.items():
+        check_task_config(name, task_cfg)
+    code_tasks = [name for name in tasks if TASKS[name].needs_sandbox]
+    if code_tasks and not cfg.get("allow_code_execution", False):
+        raise PermissionError(f"eval tasks {code_tasks} execute model-written code; set "
+                              "eval.allow_code_execution=true to run it in the sandbox, or disable them")
+    return tasks
