@@ -125,7 +125,9 @@ class EvalSuite:
         if any(run.task.needs_sandbox for run in self.runs.values()):
             sandbox_cfg = dict(cfg.get("sandbox") or {})
             workers = int(sandbox_cfg.pop("workers", 2))
-            self.sandbox = Sandbox(SandboxLimits.from_mapping(sandbox_cfg), allow_code_execution=True, workers=workers)
+            cgroups = str(sandbox_cfg.pop("cgroups", "auto"))
+            self.sandbox = Sandbox(SandboxLimits.from_mapping(sandbox_cfg), allow_code_execution=True, workers=workers,
+                                   cgroups=cgroups)
             self.sandbox.check()
         self.progress = bool(cfg.get("progress", False))
 

@@ -100,7 +100,7 @@ class MBPP(CodeTask):
                 f"Your code should pass these tests:\n\n{tests}\n[BEGIN]\n")
 
     def prompt(self, record: Mapping[str, Any]) -> str:
-        shots = [f"{self._block(r)}{r['code']}\n[DONE]" for r in self.fewshot]
+        shots = [f"{self._block(r)}{r['code']}\n[DONE]" for r in self.exemplars(record)]
         return few_shot_block(shots, self._block(record))
 
     def instruction(self, record: Mapping[str, Any]) -> str:
