@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import REPO, last_value, read_metrics, run_train
-from wandb_records import run_record
+from wandb_records import merged_history, run_record, segments
 
 SMOKE = ["debug=smoke", "model=nano"]
 
@@ -23,8 +22,7 @@ SMOKE = ["debug=smoke", "model=nano"]
 def smoke_run(tmp_path_factory, shared_cache):
     out = tmp_path_factory.mktemp("smoke")
     proc = run_train(SMOKE, out, shared_cache)
-    run_dir = out / "embedded_pretrain" / "runs" / "debug=smoke,model=nano"
-    return proc, run_dir
+    return proc, _only_run_dir(out)
 
 
 def test_smoke_run_learns_and_reports_where_its_outputs_are(smoke_run):
@@ -71,43 +69,69 @@ def _model_cfg(hf: dict) -> dict:
             "vocab_multiple": hf["vocab_size"], "attn_implementation": "sdpa"}
 
 
-def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, shared_cache):
-    straight = run_train(SMOKE, tmp_path / "straight", shared_cache)
-    assert straight.returncode == 0
-    run_rel = Path("embedded_pretrain") / "runs" / "debug=smoke,model=nano"
+def _only_run_dir(out: Path) -> Path:
+    (run_dir,) = (out / "embedded_pretrain" / "runs").iterdir()
+    return run_dir
 
-    killed_out = tmp_path / "killed"
-    cmd = [sys.executable, str(REPO / "train.py"), *SMOKE, f"paths.output_dir={killed_out}",
-           f"paths.cache_dir={shared_cache}"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first_ckpt = killed_out / run_rel / "checkpoints" / "step0000020.ckpt"
-    deadline = time.monotonic() + 300
-    while not first_ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)  # kill -9: no handlers, no cleanup
-    proc.wait()
-    assert first_ckpt.exists(), "run ended before its first checkpoint"
-    from infir.training.run import resume_checkpoint
 
-    resumable = resume_checkpoint("auto", killed_out / run_rel / "checkpoints")
-    assert torch.load(resumable, weights_only=False)["global_step"] < 80, "the kill came too late to test resuming"
+def _run_in_own_process_group(args: list[str], out: Path, cache: Path, env: dict[str, str]):
+    """train.py as its own process group, so the kill callback's killpg takes down it and W&B's service only."""
+    cmd = [sys.executable, str(REPO / "train.py"), *args, f"paths.output_dir={out}", f"paths.cache_dir={cache}"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, start_new_session=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
 
-    resumed = run_train(SMOKE, killed_out, shared_cache)
-    assert "resuming from" in resumed.stdout
-    a = read_metrics(tmp_path / "straight" / run_rel / "csv" / "metrics.csv")
-    b = read_metrics(killed_out / run_rel / "csv" / "metrics.csv")
+
+_TIMING = ("perf/", "_runtime", "_timestamp")  # wall-clock dependent: compared by presence, not value
+
+
+def _comparable(row: dict) -> dict:
+    return {k: (v not in ("", None) if k.startswith(_TIMING) else v) for k, v in row.items()}
+
+
+def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(smoke_run, tmp_path, shared_cache):
+    """kill -9 (a) mid-way between checkpoints, (b) just after a checkpoint, before that step's validation,
+    with the newest checkpoint then cut short and a half-written one left behind; every CSV row and every
+    W&B record (step, keys, values) must equal the uninterrupted run's."""
+    _, straight_dir = smoke_run
+    out = tmp_path / "killed"
+    # the same command line every time (same run dir); each kill fires once (its marker file)
+    kills = [f"+callbacks.kill_mid={{_target_:kill_points.KillAt,step:27,hook:train_batch_end,marker:{tmp_path}/k1}}",
+             f"+callbacks.kill_val={{_target_:kill_points.KillAt,step:40,hook:validation_start,marker:{tmp_path}/k2}}"]
+    env = {"PYTHONPATH": str(REPO / "tests")}
+    for attempt in range(2):
+        killed = _run_in_own_process_group([*SMOKE, *kills], out, shared_cache, env)
+        assert killed.returncode == -signal.SIGKILL, (attempt, killed.stdout[-2000:], killed.stderr[-2000:])
+    run_dir = _only_run_dir(out)
+    checkpoints = run_dir / "checkpoints"
+    assert torch.load(checkpoints / "last.ckpt", weights_only=False)["global_step"] == 40
+    # a kill while the newest checkpoint was being copied, and a writer's temp file left behind
+    torn = checkpoints / "last.ckpt"
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 3])
+    stale = checkpoints / "step0000060.ckpt.partial"
+    stale.write_bytes(b"half a checkpoint")
+
+    resumed = run_train(SMOKE + kills, out, shared_cache, env=env)
+    log = resumed.stdout + resumed.stderr + (run_dir / "train.log").read_text()
+    assert f"skipping unreadable checkpoint {torn}" in log
+    assert "(step 40)" in log and "its validation is re-run" in log
+    assert not stale.exists()
+
+    a = read_metrics(straight_dir / "csv" / "metrics.csv")
+    b = read_metrics(run_dir / "csv" / "metrics.csv")
     # Same machine, same thread count, same deterministic CPU kernels: bit-identical, so tolerance 0.
-    assert last_value(a, "train/loss") == last_value(b, "train/loss")
-    assert last_value(a, "val/loss") == last_value(b, "val/loss")
-    steps_b = [int(r["step"]) for r in b if r.get("train/loss")]
-    assert len(steps_b) == len(set(steps_b)), "rows logged after the last checkpoint were not rewound"
-    run_id = (killed_out / run_rel / "wandb_run_id").read_text()
-    attempts = sorted((killed_out / run_rel / "wandb").glob("offline-run-*"))
-    # one W&B run continued: both attempts carry the persisted id (the killed attempt's
-    # data file may be cut short, so its id is read from the folder name)
-    assert len(attempts) == 2 and all(a.name.endswith(run_id) for a in attempts)
-    assert run_record(next(attempts[-1].glob("run-*.wandb"))).run_id == run_id
+    assert [_comparable(r) for r in b] == [_comparable(r) for r in a]
+    assert [int(r["step"]) for r in a if r.get("val/loss")] == [0, 40, 80]
+
+    wa, wb = merged_history(straight_dir / "wandb"), merged_history(run_dir / "wandb")
+    assert [step for step, _ in wa] == list(range(0, 81, 5))  # the optimizer step, as in checkpoint names
+    assert [(s, _comparable(r)) for s, r in wb] == [(s, _comparable(r)) for s, r in wa]
+    run_id = (run_dir / "wandb_run_id").read_text()
+    attempts = segments(run_dir / "wandb")
+    # one W&B run continued: every attempt carries the persisted id (a killed attempt's data file may be
+    # cut short, so its id is read from the folder name) and the last is recorded as a resumption
+    assert len(attempts) == 3 and all(p.parent.name.endswith(run_id) for p in attempts)
+    assert run_record(attempts[-1]).run_id == run_id and run_record(attempts[-1]).resume
+    assert not run_record(next((straight_dir / "wandb").glob("offline-run-*/run-*.wandb"))).resume
 
 
 def test_multirun_gives_each_job_its_own_dir_and_wandb_run_in_one_group(tmp_path, shared_cache):

@@ -42,3 +42,35 @@ def run_record(path: Path):
         if record.WhichOneof("record_type") == "run":
             return record.run
     raise AssertionError(f"no run record in {path}")
+
+
+def history(path: Path) -> list[tuple[int, dict]]:
+    """The history records of one offline run file: (``_step``, {key: value}), values JSON-decoded."""
+    import json
+
+    out = []
+    for record in iter_records(path):
+        if record.WhichOneof("record_type") == "history":
+            items = {item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                     for item in record.history.item}
+            out.append((int(items["_step"]), items))
+    return out
+
+
+def segments(wandb_dir: Path) -> list[Path]:
+    """The run files of every attempt in a run dir's ``wandb/`` folder, oldest first."""
+    return sorted(wandb_dir.glob("offline-run-*/run-*.wandb"), key=lambda p: p.parent.name)
+
+
+def merged_history(wandb_dir: Path) -> list[tuple[int, dict]]:
+    """The history W&B assembles when the attempts are synced in order into one resumed run.
+
+    W&B keeps a record only if its ``_step`` is above every step the run already holds
+    (steps must increase; an earlier one is dropped with a warning).
+    """
+    merged: list[tuple[int, dict]] = []
+    for path in segments(wandb_dir):
+        for step, items in history(path):
+            if not merged or step > merged[-1][0]:
+                merged.append((step, items))
+    return merged

@@ -1,4 +1,4 @@
-"""Run-directory plumbing: resume discovery, CSV rewind, the persistent W&B id.
+"""Run-directory plumbing: resume discovery, the metric history a resumed run keeps, the W&B id.
 
 A run directory is deterministic for a given experiment name and overrides,
 so re-running the same command after a kill finds its own checkpoints.
@@ -10,28 +10,48 @@ import csv
 import fcntl
 import logging
 import os
+import pickle
 import uuid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+# suffix of a checkpoint being written (infir.training.checkpoint_io); `*.ckpt` globs never match it
+PARTIAL_SUFFIX = ".partial"
+
 
 def local_rank() -> int:
     """Rank known before Lightning starts: its launcher exports it to the worker processes."""
     return int(os.environ.get("LOCAL_RANK", 0)) + int(os.environ.get("NODE_RANK", 0))
 
 
-def resume_checkpoint(resume: str, checkpoint_dir: Path) -> Path | None:
-    """``auto``: the run's newest checkpoint if any; ``never``: none (refuses a dir with checkpoints);
-    anything else: a checkpoint path that must exist.
+def readable_checkpoint_step(path: Path) -> int | None:
+    """The checkpoint's global step, or None when the file cannot be read as a checkpoint (cut short, not one)."""
+    try:
+        return checkpoint_step(path)
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, pickle.UnpicklingError):
+        return None
 
-    Newest by modification time, not ``last.ckpt`` by name: a kill between writing a
-    periodic checkpoint and refreshing ``last.ckpt`` leaves the periodic one newer.
-    Checkpoints are written atomically, so every file present is complete.
+
+def resume_checkpoint(resume: str, checkpoint_dir: Path) -> tuple[Path, int] | None:
+    """(checkpoint, its step) to continue from. ``auto``: the run's newest readable checkpoint, if any;
+    ``never``: none (refuses a dir with checkpoints); anything else: a checkpoint path that must exist.
+
+    Newest by modification time, not ``last.ckpt`` by name: a kill between writing a periodic
+    checkpoint and refreshing ``last.ckpt`` leaves the periodic one newer. Checkpoints are written
+    atomically (:mod:`infir.training.checkpoint_io`), but one cut short by an older writer or a full
+    disk is skipped with a warning naming it, so the run continues from the previous complete one.
     """
     existing = sorted(checkpoint_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime) \
         if checkpoint_dir.is_dir() else []
     if resume == "auto":
-        return existing[-1] if existing else None
+        for path in reversed(existing):
+            step = readable_checkpoint_step(path)
+            if step is not None:
+                return path, step
+            log.warning("skipping unreadable checkpoint %s (cut short by a kill or a full disk?); "
+                        "resuming from the previous one", path)
+        return None
     if resume == "never":
         if existing:
             raise FileExistsError(f"resume=never but {checkpoint_dir} holds checkpoints of an earlier run; "
@@ -40,7 +60,19 @@ def resume_checkpoint(resume: str, checkpoint_dir: Path) -> Path | None:
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"resume={resume}: no such checkpoint file")
-    return path
+    step = readable_checkpoint_step(path)
+    if step is None:
+        raise ValueError(f"resume={resume}: not a readable checkpoint (cut short?); pick another one")
+    return path, step
+
+
+def remove_partial_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """Delete ``*.ckpt.partial`` files a kill left mid-write (the run dir is locked: no writer is active)."""
+    stale = sorted(checkpoint_dir.glob(f"*.ckpt{PARTIAL_SUFFIX}")) if checkpoint_dir.is_dir() else []
+    for path in stale:
+        path.unlink()
+        log.warning("removed %s, a checkpoint a kill left half-written", path)
+    return stale
 
 
 def checkpoint_step(path: Path) -> int:
@@ -59,28 +91,47 @@ def last_logged(metrics_csv: Path, key: str) -> float:
     return float(values[-1]) if values else float("nan")
 
 
-def rewind_csv(metrics_csv: Path, last_step: int) -> int:
-    """Drop rows logged after ``last_step`` (by a run killed after its last checkpoint); returns rows dropped."""
+def validation_logged_after_checkpoint(step: int, val_check_interval: int, max_steps: int) -> bool:
+    """Whether the run validates at ``step`` after saving that step's checkpoint.
+
+    Periodic checkpoints are written at the end of the optimizer step, before the validation Lightning
+    runs at the same step, and the final validation follows the final checkpoint. A run resumed from
+    such a checkpoint owes that validation: Lightning's restart skips it.
+    """
+    return step > 0 and (step % val_check_interval == 0 or step >= max_steps)
+
+
+def kept_history(metrics_csv: Path, step: int, redo_prefix: str | None) -> tuple[list[dict[str, str]], int]:
+    """(rows a run resumed at ``step`` keeps, rows dropped) of its ``metrics.csv``.
+
+    Rows are logged at the optimizer step; those after the checkpoint are logged again by the resumed
+    run and are dropped, as are the rows at ``step`` whose keys start with ``redo_prefix`` (a validation
+    the resumed run re-runs).
+    """
     if not metrics_csv.is_file():
-        return 0
+        return [], 0
     with metrics_csv.open(newline="") as f:
-        reader = csv.DictReader(f)
-        fields, rows = reader.fieldnames or [], list(reader)
-    kept = [r for r in rows if r.get("step") in (None, "") or int(float(r["step"])) <= last_step]
-    if len(kept) != len(rows):
-        tmp = metrics_csv.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(kept)
-        os.replace(tmp, metrics_csv)
-    return len(rows) - len(kept)
+        rows = list(csv.DictReader(f))
+
+    def keep(row: dict[str, str]) -> bool:
+        if row.get("step") in (None, ""):
+            return True
+        row_step = int(float(row["step"]))
+        redone = redo_prefix is not None and any(k.startswith(redo_prefix) and v for k, v in row.items())
+        return row_step < step or (row_step == step and not redone)
+
+    kept = [r for r in rows if keep(r)]
+    return kept, len(rows) - len(kept)
 
 
-def wandb_run_id(run_dir: Path) -> str:
-    """The W&B id of this run directory, created once, so a resumed run continues the same W&B run."""
+def wandb_run_id(run_dir: Path, continuing: bool) -> str:
+    """The W&B id of this run directory, so a resumed run continues the same W&B run.
+
+    A run that starts from step 0 (no checkpoint to continue) gets a fresh id: none of an earlier
+    attempt's history is kept (its CSV starts over too), so its W&B run is not continued either.
+    """
     path = run_dir / "wandb_run_id"
-    if path.is_file():
+    if continuing and path.is_file():
         return path.read_text().strip()
     run_id = uuid.uuid4().hex[:12]
     path.write_text(run_id)

@@ -28,12 +28,14 @@ from infir.models.causal_lm import build_causal_lm, count_parameters, training_f
 from infir.models.chat_template import ensure_chat_template
 from infir.models.tokenizer import load_tokenizer
 from infir.training.export import export_hf
-from infir.training.loggers import build_loggers, csv_metrics_path, finish_wandb, log_resolved_config
+from infir.training.checkpoint_io import AtomicCheckpointIO
+from infir.training.loggers import (build_loggers, continue_history, csv_metrics_path, finish_wandb, log_at_step,
+                                    log_resolved_config, replay_history)
 from infir.training.module import CausalLMModule
 from infir.training.phases import TRAINING_STATE_FILE, apply_trainable, continued_tokenizer_cfg, resolve_phase_lr
 from infir.training.precision import resolve_precision
-from infir.training.run import (checkpoint_step, last_logged, local_rank, lock_run_dir, resume_checkpoint,
-                                rewind_csv)
+from infir.training.run import (checkpoint_step, kept_history, last_logged, local_rank, lock_run_dir,
+                                remove_partial_checkpoints, resume_checkpoint, validation_logged_after_checkpoint)
 from infir.training.schedules import LRSchedule, warmup_steps_from
 from infir.training.throughput import ThroughputMonitor, peak_flops_per_device
 
@@ -73,6 +75,19 @@ def _save_final_checkpoint(trainer: L.Trainer, last: Path) -> None:
     retrain the tail. Every rank calls (the strategy writes on rank 0)."""
     if not (last.is_file() and checkpoint_step(last) == trainer.global_step):
         trainer.save_checkpoint(str(last))
+
+
+def _kept_history(loggers: list, resume_from: Path, resumed_step: int, validation_owed: bool) -> list[dict[str, str]]:
+    """The CSV rows a run resumed from ``resume_from`` keeps, handed to the loggers before they start
+    (Lightning's CSV writer deletes the file when it starts)."""
+    metrics_csv = csv_metrics_path(loggers)
+    if metrics_csv is None:
+        return []
+    history, dropped = kept_history(metrics_csv, resumed_step, "val/" if validation_owed else None)
+    continue_history(loggers, history)
+    log.info("resuming from %s (step %d); kept %d CSV rows, dropped %d logged after the checkpoint%s",
+             resume_from, resumed_step, len(history), dropped, " (its validation is re-run)" if validation_owed else "")
+    return history
 
 
 def _token_mix_data(cfg: DictConfig, tokenizer_cfg: dict, run_dir: Path) -> tuple:
@@ -117,8 +132,9 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     run_dir.mkdir(parents=True, exist_ok=True)
     _lock = lock_run_dir(run_dir) if local_rank() == 0 else None  # noqa: F841 (held until exit)
     checkpoint_dir = run_dir / "checkpoints"
-    resume_from = resume_checkpoint(str(cfg.resume), checkpoint_dir)
-    resumed_step = checkpoint_step(resume_from) if resume_from is not None else None
+    if local_rank() == 0:
+        remove_partial_checkpoints(checkpoint_dir)
+    resume_from, resumed_step = resume_checkpoint(str(cfg.resume), checkpoint_dir) or (None, None)
     if cfg.trainer.get("torch_threads"):
         torch.set_num_threads(int(cfg.trainer.torch_threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -148,7 +164,13 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     precision = resolve_precision(trainer_kwargs.pop("precision"), str(trainer_kwargs.get("accelerator", "auto")))
     is_rank_zero = local_rank() == 0
     group = str(cfg.name)
-    loggers = build_loggers(cfg.logger, run_dir, run_name, group, overrides, is_rank_zero)
+    loggers = build_loggers(cfg.logger, run_dir, run_name, group, overrides, is_rank_zero,
+                            continuing=resume_from is not None)
+    val_interval = int(cfg.trainer.val_check_interval)
+    validation_owed = resume_from is not None and \
+        validation_logged_after_checkpoint(resumed_step, val_interval, datamodule.max_steps)
+    history = _kept_history(loggers, resume_from, resumed_step, validation_owed) \
+        if resume_from is not None and is_rank_zero else []
     callbacks = [instantiate(cfg.callbacks.checkpoint, dirpath=str(checkpoint_dir))]
     callbacks += [instantiate(node) for key, node in cfg.callbacks.items() if key not in ("checkpoint",)]
     eval_callback = cfg.get("eval", {}).get("callback")
@@ -161,7 +183,8 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
         trainer = instantiate(OmegaConf.create(trainer_kwargs), precision=precision, logger=loggers or False,
                               callbacks=callbacks, default_root_dir=str(run_dir), max_steps=datamodule.max_steps,
                               max_epochs=1, check_val_every_n_epoch=None, use_distributed_sampler=False,
-                              num_sanity_val_steps=0)
+                              num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()])
+        log_at_step(loggers, lambda: trainer.global_step)
         per_rank = cfg.phase.micro_batch_size * trainer.world_size
         if cfg.phase.global_batch_size % per_rank:
             raise ValueError(f"phase.global_batch_size={cfg.phase.global_batch_size} is not divisible by "
@@ -187,18 +210,18 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
         if loggers:
             resolved = OmegaConf.to_container(cfg, resolve=True)
             log_resolved_config(loggers, {**resolved, "run": summary})
+            replay_history(loggers, history)  # W&B may have lost the killed attempt's tail
 
-        if resume_from is not None:
-            metrics_csv = csv_metrics_path(loggers)
-            if is_rank_zero and metrics_csv is not None:
-                dropped = rewind_csv(metrics_csv, resumed_step)
-                log.info("resuming from %s (step %d); dropped %d CSV rows logged after it", resume_from, resumed_step,
-                         dropped)
-        else:
+        if resume_from is None:
             trainer.validate(module, datamodule=datamodule, verbose=False)  # the step-0 baseline
+        elif validation_owed and resumed_step % val_interval == 0:
+            # the checkpoint was saved just before this step's validation, which Lightning's restart skips
+            log_at_step(loggers, lambda: resumed_step)
+            trainer.validate(module, datamodule=datamodule, ckpt_path=str(resume_from), verbose=False)
+            log_at_step(loggers, lambda: trainer.global_step)
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         _save_final_checkpoint(trainer, checkpoint_dir / "last.ckpt")
-        if trainer.global_step % int(cfg.trainer.val_check_interval):
+        if trainer.global_step % val_interval:
             trainer.validate(module, datamodule=datamodule, verbose=False)
         export_dir = export_hf(trainer, module, tokenizer, run_dir / "hf_export", phase=str(cfg.phase.name)) \
             if cfg.export else None
