@@ -1,19 +1,36 @@
 """Train a model as the composed Hydra config says: `python train.py [overrides]`.
 
 Sweeps: `python train.py -m model=tiny,nano seed=1,2`. See README.md.
+
+Only light modules load before the config is checked (``infir.config``: no torch, Lightning or
+transformers), so a bad value fails in about the time Hydra's own errors take: one line on stderr naming
+the key, exit status 2 (``HYDRA_FULL_ERROR=1`` shows the traceback instead).
 """
+
+import os
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
-import infir  # noqa: F401  (installs the torchvision op guard before anything imports torchvision)
+import infir  # noqa: F401  (cheap: puts the torchvision op guard's import hook in place)
+from infir.config import ConfigError, validate_config
 from infir.hydra_support import register_resolvers
 
 register_resolvers()
 
+CONFIG_ERROR_EXIT_CODE = 2  # as `python -m infir.eval` set-up errors
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    try:
+        validate_config(cfg)
+    except ConfigError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"[infir] config error: {error}", file=sys.stderr)
+        sys.exit(CONFIG_ERROR_EXIT_CODE)  # SystemExit passes through Hydra's error report: no traceback
     if cfg.get("chain"):  # experiment=embedded_chain: pretrain -> anneal -> SFT in one command
         from infir.training.chain import run_chain
 

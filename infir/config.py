@@ -1,15 +1,22 @@
 """Config checks that must fail before any data is prepared or a model is built.
 
-Hydra already rejects unknown group options; these checks catch bad values
-(non-positive budgets and sizes, inconsistent batch shapes, missing paths)
-with a message that names the offending key.
+Hydra already rejects unknown group options; these checks catch bad values (non-positive budgets and
+sizes, inconsistent batch and model shapes, unknown schedule/precision names, domain weights no source
+provides, missing paths, unknown top-level keys added with ``+key=``) with a message that names the
+offending key. They read only the composed config and light modules (no torch, Lightning or
+transformers), so ``train.py`` runs them right after Hydra composes: a bad value fails in about the
+time Hydra's own errors take.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from infir.training.schedules import KINDS as SCHEDULE_KINDS
 
 _POSITIVE_INTS = ("data_mix.token_budget", "phase.seq_len", "phase.micro_batch_size", "phase.global_batch_size",
                   "model.hidden_size", "model.num_hidden_layers", "model.num_attention_heads",
@@ -17,6 +24,17 @@ _POSITIVE_INTS = ("data_mix.token_budget", "phase.seq_len", "phase.micro_batch_s
                   "callbacks.checkpoint.every_n_train_steps", "trainer.val_check_interval")
 _POSITIVE_FLOATS = ("phase.optimizer.lr",)  # or "inherit" (annealing: the previous phase's final LR)
 _NON_NEGATIVE = ("phase.optimizer.weight_decay", "phase.optimizer.grad_clip")
+# Top-level keys the training code reads: conf/train.yaml's own keys, its config groups, and `chain`
+# (experiment=embedded_chain). `hydra` is there when a config is composed with its Hydra node.
+KNOWN_TOP_LEVEL_KEYS = frozenset({
+    "name", "seed", "resume", "export", "optimized_metric", "tokenizer",
+    "curation", "data_mix", "model", "modality", "phase", "trainer", "logger", "callbacks", "eval", "paths",
+    "chain", "hydra",
+})
+# Lightning 2.6's accepted `precision` values (lightning/fabric/plugins/precision/precision.py:
+# _PRECISION_INPUT_STR, its aliases and ints) plus our `auto` (infir/training/precision.py).
+PRECISIONS = ("auto", "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true",
+              "bf16-mixed", "32-true", "64-true", "64", "32", "16", "bf16")
 
 
 class ConfigError(ValueError):
@@ -29,6 +47,44 @@ def _get(cfg: DictConfig, key: str):
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` naming the first bad key."""
+    try:
+        _validate(cfg)
+    except MissingMandatoryValue as error:  # a `???` the command line did not fill
+        raise ConfigError(f"{error.full_key} must be set on the command line ({error.full_key}=...)") from None
+
+
+def _validate(cfg: DictConfig) -> None:
+    _check_known_keys(cfg)
+    _check_numbers(cfg)
+    if cfg.phase.global_batch_size % cfg.phase.micro_batch_size:
+        raise ConfigError(f"phase.global_batch_size={cfg.phase.global_batch_size} must be a multiple of "
+                          f"phase.micro_batch_size={cfg.phase.micro_batch_size}")
+    _check_model_shape(cfg.model)
+    if cfg.phase.schedule.kind not in SCHEDULE_KINDS:
+        raise ConfigError(f"phase.schedule.kind must be one of {', '.join(SCHEDULE_KINDS)}; got "
+                          f"{cfg.phase.schedule.kind!r}")
+    precision = cfg.trainer.get("precision", "auto")
+    if str(precision) not in PRECISIONS:
+        raise ConfigError(f"trainer.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if cfg.data_mix.get("kind") == "sft":
+        if not isinstance(cfg.phase.get("epochs"), int) or cfg.phase.epochs < 1:
+            raise ConfigError(f"phase.epochs must be a positive integer for SFT, got {cfg.phase.get('epochs')!r}")
+    else:
+        _check_token_mix(cfg)
+    if cfg.modality.name != "text":
+        raise ConfigError(f"modality={cfg.modality.name}: only the text modality is implemented so far")
+    _check_paths(cfg)
+
+
+def _check_known_keys(cfg: DictConfig) -> None:
+    """Hydra's ``+key=value`` adds any key; one the code never reads is a typo, not a setting."""
+    unknown = sorted(set(cfg.keys()) - KNOWN_TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r} (added with +{unknown[0]}=...?): the top-level keys "
+                          f"are {', '.join(sorted(KNOWN_TOP_LEVEL_KEYS - {'hydra'}))}")
+
+
+def _check_numbers(cfg: DictConfig) -> None:
     for key in _POSITIVE_INTS:
         value = _get(cfg, key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
@@ -45,19 +101,74 @@ def validate_config(cfg: DictConfig) -> None:
         value = _get(cfg, key)
         if value is not None and (not isinstance(value, (int, float)) or value < 0):
             raise ConfigError(f"{key} must be >= 0, got {value!r}")
-    if cfg.phase.global_batch_size % cfg.phase.micro_batch_size:
-        raise ConfigError(f"phase.global_batch_size={cfg.phase.global_batch_size} must be a multiple of "
-                          f"phase.micro_batch_size={cfg.phase.micro_batch_size}")
+
+
+def _check_model_shape(model: DictConfig) -> None:
+    """The attention shapes transformers would otherwise reject deep inside model construction."""
+    hidden, heads = model.hidden_size, model.num_attention_heads
+    kv_heads = model.get("num_key_value_heads") or heads  # unset: one KV head per attention head (Llama)
+    if hidden % heads:
+        raise ConfigError(f"model.hidden_size={hidden} must be a multiple of model.num_attention_heads={heads}")
+    if heads % kv_heads:
+        raise ConfigError(f"model.num_attention_heads={heads} must be a multiple of "
+                          f"model.num_key_value_heads={kv_heads}")
+    if (hidden // heads) % 2:  # RoPE rotates pairs of dimensions
+        raise ConfigError(f"model.hidden_size={hidden} / model.num_attention_heads={heads} gives an odd head "
+                          f"dimension ({hidden // heads}); rotary embeddings need an even one")
+
+
+def _check_token_mix(cfg: DictConfig) -> None:
+    """Pre-training/annealing mixes: weights, a budget of at least one step, domains the sources provide."""
     weights = cfg.data_mix.get("weights")
-    if cfg.data_mix.get("kind") == "sft":
-        if not isinstance(cfg.phase.get("epochs"), int) or cfg.phase.epochs < 1:
-            raise ConfigError(f"phase.epochs must be a positive integer for SFT, got {cfg.phase.get('epochs')!r}")
-    elif not weights or any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()) \
+    if not weights or any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()) \
             or sum(weights.values()) <= 0:
         raise ConfigError(f"data_mix.weights must be non-negative numbers with a positive sum, got "
-                          f"{OmegaConf.to_container(weights)}")
-    if cfg.modality.name != "text":
-        raise ConfigError(f"modality={cfg.modality.name}: only the text modality is implemented so far")
+                          f"{OmegaConf.to_container(weights) if weights else weights}")
+    tokens_per_step = cfg.phase.global_batch_size * cfg.phase.seq_len
+    if cfg.data_mix.token_budget is not None and cfg.data_mix.token_budget < tokens_per_step:
+        raise ConfigError(f"data_mix.token_budget={cfg.data_mix.token_budget} is less than one optimizer step: "
+                          f"phase.global_batch_size x phase.seq_len = {tokens_per_step} tokens")
+    provided = provided_domains(cfg.data_mix.get("sources") or {})
+    if provided is None:
+        return  # a source whose domains only its documents tell; corpus preparation checks them
+    for domain in weights:
+        if domain not in provided:
+            raise ConfigError(f"data_mix.weights.{domain}: no source in data_mix.sources provides the {domain!r} "
+                              f"domain (they provide: {', '.join(sorted(provided))})")
+
+
+def provided_domains(sources: DictConfig) -> set[str] | None:
+    """Domains the configured sources yield, read from their classes' ``domain`` attribute without building
+    them; None when a source declares none (e.g. the raw crawl, whose documents carry several)."""
+    provided: set[str] = set()
+    for name, node in sources.items():
+        if node is None:  # a source removed with data_mix.sources.<name>=null
+            continue
+        domains = _source_domains(f"data_mix.sources.{name}", node)
+        if domains is None:
+            return None
+        provided |= domains
+    return provided
+
+
+def _source_domains(key: str, node: DictConfig) -> set[str] | None:
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if target is None:
+        return None
+    module, _, attribute = str(target).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"{key}._target_: cannot import {target!r} ({error})") from None
+    domain = getattr(cls, "domain", None)
+    if isinstance(domain, str):
+        return {domain}
+    if isinstance(node.get("source"), DictConfig):  # a wrapper (SplitSelect) takes its source's domain
+        return _source_domains(f"{key}.source", node.source)
+    return None
+
+
+def _check_paths(cfg: DictConfig) -> None:
     if cfg.tokenizer.path and not Path(cfg.tokenizer.path).is_dir():
         raise ConfigError(f"tokenizer.path: no such directory: {cfg.tokenizer.path}")
     init = str(cfg.phase.init_from)

@@ -1,43 +1,24 @@
-"""Process-level environment fixes that must run before heavy imports.
+"""Process-level environment fixes that must be in place before heavy imports.
 
-Why this exists: torchvision 0.28.0 on PyPI is a CUDA build. On the CPU-only
-torch wheel its C++ extension does not register ``torchvision::nms``/``qnms``,
-and torchvision's Python layer (imported by timm and open_clip) fails at import
-with "operator torchvision::nms does not exist". Declaring the two missing
-operator schemas lets the import succeed; the compiled ops stay unavailable
-(decode images with PIL, do NMS elsewhere) and calling them raises a clear error.
+The torchvision op guard (torchvision's PyPI CUDA build on the CPU torch wheel, DESIGN.md §5) lives
+in its own small distribution, ``packaging/torchvision_guard``, because it has to run at interpreter
+start-up for processes that never import infir (plain ``transformers`` loading our export, lm-eval, a
+notebook). requirements.txt installs it; importing infir installs its import hook too, for
+interpreters started without site-packages' .pth files (``python -S``). The hook is lazy: the guard
+(and torch) load only when something first looks for torchvision, so ``import infir`` stays cheap.
 """
 
 from __future__ import annotations
 
 import os
 
-_TORCHVISION_MISSING_OPS = (
-    "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-    "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-)
-_guard_library = None  # kept alive: dropping the Library object unregisters the schemas
+try:
+    from infir_torchvision_guard import install_import_hook, install_torchvision_op_guard
+except ImportError as error:  # an environment made before the guard became its own distribution
+    raise ImportError("infir needs the infir-torchvision-guard package: run `pip install -r requirements.txt` "
+                      "from the repository root") from error
 
-
-def install_torchvision_op_guard() -> bool:
-    """Declare torchvision's missing op schemas on CPU torch; True if it had to."""
-    global _guard_library
-    import torch
-
-    if _guard_library is not None:
-        return True
-    try:
-        torch.ops.torchvision.nms  # noqa: B018 - attribute access is the probe
-        return False
-    except (AttributeError, RuntimeError):
-        pass
-    _guard_library = torch.library.Library("torchvision", "FRAGMENT")
-    for schema in _TORCHVISION_MISSING_OPS:
-        try:
-            _guard_library.define(schema)
-        except RuntimeError:  # already defined by a partially loaded extension
-            continue
-    return True
+__all__ = ["configure_offline_defaults", "install_import_hook", "install_torchvision_op_guard"]
 
 
 def configure_offline_defaults() -> None:
@@ -46,4 +27,4 @@ def configure_offline_defaults() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
 
 
-install_torchvision_op_guard()
+install_import_hook()

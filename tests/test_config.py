@@ -1,13 +1,19 @@
-"""Bad config values fail before any data or model work, naming the key."""
+"""Bad config values fail before any data or model work (and before torch loads), naming the key."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import get_args
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 
 from conftest import REPO, run_train
-from infir.config import ConfigError, validate_config
+from infir.config import PRECISIONS, ConfigError, validate_config
 from infir.hydra_support import register_resolvers
 
 register_resolvers()
@@ -36,6 +42,19 @@ def test_default_and_paper_shapes_compose_and_validate():
     ("phase.init_from=imagenet", "phase.init_from"),
     ("resume=/no/such.ckpt", "resume"),
     ("+data_mix.weights.web=-1", "data_mix.weights"),
+    # issue 10, point 17: each of these used to pass here and fail only after data preparation (or never)
+    ("phase.schedule.kind=bogus", "phase.schedule.kind"),
+    ("trainer.precision=bf17", "trainer.precision"),
+    ("+data_mix.weights.web=1", "data_mix.weights.web"),      # a domain no source provides
+    ("data_mix.token_budget=4000", "data_mix.token_budget"),  # below one step of 16 x 256 tokens
+    ("model.hidden_size=100", "model.hidden_size"),           # head_dim 25: RoPE needs an even one
+    ("model.hidden_size=250", "model.hidden_size"),           # not a multiple of the 4 heads
+    ("model.num_key_value_heads=3", "model.num_key_value_heads"),
+    ("+foo=1", "foo"),                                        # an unknown top-level key
+    ("+trainer_typo.devices=2", "trainer_typo"),
+    ("data_mix.sources.stdlib._target_=no.such.Source", "data_mix.sources.stdlib._target_"),
+    ("phase=anneal", "phase.init_from"),                      # a `???` left unset
+    ("data_mix.sources.stdlib=null", "data_mix.weights.code"),  # the only code source removed
 ])
 def test_invalid_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -51,4 +70,70 @@ def test_train_py_fails_fast_on_a_negative_budget(tmp_path):
     proc = run_train(["data_mix.token_budget=-1"], tmp_path, tmp_path / "cache", check=False)
     assert proc.returncode != 0
     assert "data_mix.token_budget must be a positive integer" in proc.stderr + proc.stdout
+    assert not (tmp_path / "cache").exists(), "data was prepared before the config was validated"
+
+
+def _hf_dir(tmp_path: Path) -> str:
+    (tmp_path / "config.json").write_text("{}")
+    return f"phase.init_from=hf:{tmp_path}"
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))
+def test_every_shipped_experiment_passes_the_checks(experiment, tmp_path):
+    """The known top-level keys and the new checks accept every recipe the repo ships."""
+    overrides = [f"experiment={experiment}"]
+    if "anneal" in experiment or "sft" in experiment:
+        overrides.append(_hf_dir(tmp_path))
+    validate_config(_compose(*overrides))
+
+
+@pytest.mark.parametrize("overrides", [["phase=anneal"], ["phase=sft"], ["data_mix=raw_crawl"], ["trainer=ddp"],
+                                       ["trainer.precision=16"], ["debug=smoke"], ["data_mix.weights.code=0.2"]],
+                         ids="+".join)
+def test_valid_variants_pass(overrides, tmp_path):
+    if overrides[0].startswith("phase="):
+        overrides = [*overrides, _hf_dir(tmp_path)]
+    validate_config(_compose(*overrides))
+
+
+def test_precision_names_match_lightning():
+    """The light check must accept exactly what Lightning's Trainer accepts (plus our `auto`)."""
+    from lightning.fabric.plugins.precision.precision import (_PRECISION_INPUT_INT, _PRECISION_INPUT_STR,
+                                                              _PRECISION_INPUT_STR_ALIAS)
+
+    lightning = {str(v) for kind in (_PRECISION_INPUT_INT, _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS)
+                 for v in get_args(kind)}
+    assert set(PRECISIONS) == lightning | {"auto"}
+
+
+_PROBE = """
+import runpy, sys
+sys.argv = ["train.py", *sys.argv[1:]]
+try:
+    runpy.run_path("train.py", run_name="__main__")
+finally:
+    heavy = sorted(m for m in ("torch", "lightning", "transformers") if m in sys.modules)
+    print("heavy modules loaded:", heavy, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("override, message", [
+    ("phase.schedule.kind=bogus", "phase.schedule.kind must be one of cosine, wsd, linear, constant; got 'bogus'"),
+    ("trainer.precision=bf17", "trainer.precision must be one of"),
+    ("+data_mix.weights.web=1", "data_mix.weights.web: no source in data_mix.sources provides the 'web' domain"),
+    ("data_mix.token_budget=4000", "data_mix.token_budget=4000 is less than one optimizer step"),
+    ("model.hidden_size=100", "model.hidden_size=100 / model.num_attention_heads=4 gives an odd head dimension"),
+    ("+foo=1", "unknown config key 'foo'"),
+])
+def test_train_py_rejects_bad_values_in_one_line_before_heavy_imports(override, message, tmp_path):
+    """issue 10, point 17: one line naming the key, exit status 2, no traceback, no data, torch never loaded."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    proc = subprocess.run([sys.executable, "-c", _PROBE, override, f"paths.output_dir={tmp_path / 'out'}",
+                           f"paths.cache_dir={tmp_path / 'cache'}"], cwd=REPO, capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[infir] config error: ") and message in lines[0], lines
+    assert lines[1] == "heavy modules loaded: []"
+    assert "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "cache").exists(), "data was prepared before the config was validated"
