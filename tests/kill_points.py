@@ -15,14 +15,16 @@ from typing import Any
 
 import lightning as L
 
-HOOKS = ("train_batch_end", "validation_start")
+HOOKS = ("train_batch_end", "checkpoint_written", "validation_start")
 
 
 class KillAt(L.Callback):
     """``kill -9`` of the whole process group (W&B's service included) at ``hook`` of optimizer step ``step``.
 
     Lightning runs checkpoint callbacks last, so at ``train_batch_end`` of a checkpoint step the
-    checkpoint is not written yet; at ``validation_start`` of that step it is.
+    checkpoint is not written yet; at ``validation_start`` of that step it is. ``checkpoint_written``:
+    as soon as the step's first checkpoint file is complete, before Lightning logs that step's metrics
+    (what polling for ``step*.ckpt`` from outside and killing hits).
     """
 
     def __init__(self, step: int, hook: str, marker: str) -> None:
@@ -37,6 +39,15 @@ class KillAt(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self._maybe_kill(trainer, "train_batch_end")
+        if self.hook == "checkpoint_written" and trainer.global_step == self.step:
+            io = trainer.strategy.checkpoint_io
+            save = io.save_checkpoint
+
+            def save_then_kill(*save_args: Any, **save_kwargs: Any) -> None:
+                save(*save_args, **save_kwargs)
+                self._maybe_kill(trainer, "checkpoint_written")
+
+            io.save_checkpoint = save_then_kill  # the checkpoint callback runs after this one
 
     def on_validation_start(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.state.fn == "fit":  # not the step-0 baseline or a re-run validation outside fit

@@ -19,8 +19,8 @@ from conftest import read_metrics
 from infir.training import checkpoint_io
 from infir.training.checkpoint_io import AtomicCheckpointIO
 from infir.training.loggers import ResumableCSVLogger
-from infir.training.run import (PARTIAL_SUFFIX, kept_history, remove_partial_checkpoints, resume_checkpoint,
-                                validation_logged_after_checkpoint)
+from infir.training.run import (PARTIAL_SUFFIX, kept_history, remove_partial_checkpoints, restore_pending_row,
+                                resume_checkpoint, validation_logged_after_checkpoint)
 
 
 def _checkpoint(path: Path, step: int, mtime: int) -> Path:
@@ -139,3 +139,16 @@ def test_csv_logger_continues_the_kept_history_instead_of_deleting_it(tmp_path) 
         ("0", "", "7.0"), ("20", "6.0", ""), ("40", "5.5", ""), ("40", "", "5.9")]
     with pytest.raises(RuntimeError, match="before the CSV logger is first used"):
         logger.continue_history(kept)
+
+
+def test_a_checkpoints_pending_row_is_restored_once() -> None:
+    """A kill between the checkpoint and its step's row: the row comes back from the checkpoint, never twice."""
+    kept = [{"epoch": "0", "step": "15", "train/loss": "6.1", "val/loss": ""}]
+    pending = {"epoch": "0", "step": "20", "train/loss": "5.8", "train/tokens_seen": "10240.0"}
+    assert restore_pending_row(kept, pending) == [*kept, pending]
+    logged = [*kept, {"epoch": "0", "step": "20", "train/loss": "5.8", "val/loss": ""}]
+    assert restore_pending_row(logged, pending) == logged
+    val_only = [*kept, {"epoch": "0", "step": "20", "train/loss": "", "val/loss": "5.9"}]
+    assert restore_pending_row(val_only, pending) == [*val_only, pending]
+    assert restore_pending_row(kept, None) == kept
+

@@ -89,16 +89,19 @@ def _comparable(row: dict) -> dict:
 
 
 def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(smoke_run, tmp_path, shared_cache):
-    """kill -9 (a) mid-way between checkpoints, (b) just after a checkpoint, before that step's validation,
+    """kill -9 (a) the moment step 20's checkpoint file is complete, before that step's row is logged (the issue's
+    repro: kill once step0000020.ckpt exists), (b) mid-way between checkpoints, (c) just after a checkpoint, before
+    that step's validation,
     with the newest checkpoint then cut short and a half-written one left behind; every CSV row and every
     W&B record (step, keys, values) must equal the uninterrupted run's."""
     _, straight_dir = smoke_run
     out = tmp_path / "killed"
     # the same command line every time (same run dir); each kill fires once (its marker file)
-    kills = [f"+callbacks.kill_mid={{_target_:kill_points.KillAt,step:27,hook:train_batch_end,marker:{tmp_path}/k1}}",
+    kills = [f"+callbacks.kill_ckpt={{_target_:kill_points.KillAt,step:20,hook:checkpoint_written,marker:{tmp_path}/k0}}",
+             f"+callbacks.kill_mid={{_target_:kill_points.KillAt,step:27,hook:train_batch_end,marker:{tmp_path}/k1}}",
              f"+callbacks.kill_val={{_target_:kill_points.KillAt,step:40,hook:validation_start,marker:{tmp_path}/k2}}"]
     env = {"PYTHONPATH": str(REPO / "tests")}
-    for attempt in range(2):
+    for attempt in range(3):
         killed = _run_in_own_process_group([*SMOKE, *kills], out, shared_cache, env)
         assert killed.returncode == -signal.SIGKILL, (attempt, killed.stdout[-2000:], killed.stderr[-2000:])
     run_dir = _only_run_dir(out)
@@ -129,7 +132,7 @@ def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(
     attempts = segments(run_dir / "wandb")
     # one W&B run continued: every attempt carries the persisted id (a killed attempt's data file may be
     # cut short, so its id is read from the folder name) and the last is recorded as a resumption
-    assert len(attempts) == 3 and all(p.parent.name.endswith(run_id) for p in attempts)
+    assert len(attempts) == 4 and all(p.parent.name.endswith(run_id) for p in attempts)
     assert run_record(attempts[-1]).run_id == run_id and run_record(attempts[-1]).resume
     assert not run_record(next((straight_dir / "wandb").glob("offline-run-*/run-*.wandb"))).resume
 

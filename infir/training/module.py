@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from infir.data.sft import flatten_for_varlen
+from infir.training.run import PENDING_ROW_KEY, pending_log_row
 from infir.training.schedules import LRSchedule
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,10 @@ class CausalLMModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         # the LR this step's update uses (the scheduler advances after the optimizer step)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
+        # tokens after this optimizer step; logged here (not in on_train_batch_end, which runs after the
+        # checkpoint callback) so a checkpoint's pending row holds it
+        self.log("train/tokens_seen", float((self.global_step + 1) * self.tokens_per_step), on_step=True)
         return loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.log("train/tokens_seen", float(self.global_step * self.tokens_per_step), on_step=True)
 
     def on_validation_epoch_start(self) -> None:
         # per domain: summed NLL (nats), target tokens, target UTF-8 bytes
@@ -138,6 +139,9 @@ class CausalLMModule(L.LightningModule):
                              "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
                              "torch": torch.get_rng_state(),
                              "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        row = pending_log_row(self.trainer)
+        if row is not None:
+            checkpoint[PENDING_ROW_KEY] = row
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         rng = checkpoint.get("rng")

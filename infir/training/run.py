@@ -13,11 +13,14 @@ import os
 import pickle
 import uuid
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 # suffix of a checkpoint being written (infir.training.checkpoint_io); `*.ckpt` globs never match it
 PARTIAL_SUFFIX = ".partial"
+# checkpoint key of the metrics row its own step logs after the checkpoint is written (pending_log_row)
+PENDING_ROW_KEY = "infir_pending_log_row"
 
 
 def local_rank() -> int:
@@ -152,3 +155,41 @@ def lock_run_dir(run_dir: Path):
         handle.close()
         raise RuntimeError(f"another process is already training in {run_dir}; wait for it or kill it") from None
     return handle
+
+
+def pending_log_row(trainer: Any) -> dict[str, str] | None:
+    """The CSV row Lightning is about to log for the optimizer step being checkpointed, or None.
+
+    Lightning runs the checkpoint callback before it writes that step's metrics, so a kill right after
+    the checkpoint lands (the moment ``step*.ckpt`` appears) would lose the row while the resumed run
+    starts after the step; the checkpoint carries it instead (:func:`restore_pending_row`). Reads the
+    metrics Lightning's logger connector will log (a private attribute: lightning is pinned, and the
+    kill test in tests/test_train_e2e.py fails if this stops matching what is logged).
+    """
+    if trainer is None or trainer.state.stage is None or trainer.state.stage.value != "train":
+        return None
+    connector = trainer._logger_connector
+    if not connector.should_update_logs:
+        return None
+    metrics = {k: float(v) for k, v in connector.metrics["log"].items()}
+    if not metrics:
+        return None
+    return {"epoch": str(trainer.current_epoch), "step": str(trainer.global_step),
+            **{k: repr(v) for k, v in metrics.items()}}
+
+
+def checkpoint_pending_row(path: Path) -> dict[str, str] | None:
+    """The pending row stored in a checkpoint (mmap: weights are not read)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(PENDING_ROW_KEY)
+
+
+def restore_pending_row(rows: list[dict[str, str]], pending: dict[str, str] | None) -> list[dict[str, str]]:
+    """``rows`` plus the checkpoint's pending row when the kill came before it was logged."""
+    if pending is None:
+        return rows
+    step = pending["step"]
+    logged = any(row.get("step") == step and any(v and k.startswith("train/") for k, v in row.items())
+                 for row in rows)
+    return rows if logged else [*rows, pending]

@@ -34,8 +34,9 @@ from infir.training.loggers import (build_loggers, continue_history, csv_metrics
 from infir.training.module import CausalLMModule
 from infir.training.phases import TRAINING_STATE_FILE, apply_trainable, continued_tokenizer_cfg, resolve_phase_lr
 from infir.training.precision import resolve_precision
-from infir.training.run import (checkpoint_step, kept_history, last_logged, local_rank, lock_run_dir,
-                                remove_partial_checkpoints, resume_checkpoint, validation_logged_after_checkpoint)
+from infir.training.run import (checkpoint_pending_row, kept_history, last_logged, local_rank,
+                                lock_run_dir, readable_checkpoint_step, remove_partial_checkpoints, restore_pending_row,
+                                resume_checkpoint, validation_logged_after_checkpoint)
 from infir.training.schedules import LRSchedule, warmup_steps_from
 from infir.training.throughput import ThroughputMonitor, peak_flops_per_device
 
@@ -73,7 +74,7 @@ def _save_final_checkpoint(trainer: L.Trainer, last: Path) -> None:
     """Make ``last.ckpt`` the final step: periodic saves stop at the last multiple of the interval,
     so without this the printed checkpoint lags the export and re-running a finished command would
     retrain the tail. Every rank calls (the strategy writes on rank 0)."""
-    if not (last.is_file() and checkpoint_step(last) == trainer.global_step):
+    if not (last.is_file() and readable_checkpoint_step(last) == trainer.global_step):
         trainer.save_checkpoint(str(last))
 
 
@@ -84,6 +85,7 @@ def _kept_history(loggers: list, resume_from: Path, resumed_step: int, validatio
     if metrics_csv is None:
         return []
     history, dropped = kept_history(metrics_csv, resumed_step, "val/" if validation_owed else None)
+    history = restore_pending_row(history, checkpoint_pending_row(resume_from))
     continue_history(loggers, history)
     log.info("resuming from %s (step %d); kept %d CSV rows, dropped %d logged after the checkpoint%s",
              resume_from, resumed_step, len(history), dropped, " (its validation is re-run)" if validation_owed else "")
