@@ -16,11 +16,15 @@ import pytest
 import torch
 
 from conftest import read_metrics
+from infir import atomic_files
+from infir.atomic_files import remove_stale_temp_files, temp_path
 from infir.training import checkpoint_io
 from infir.training.checkpoint_io import AtomicCheckpointIO
 from infir.training.loggers import ResumableCSVLogger
-from infir.training.run import (PARTIAL_SUFFIX, kept_history, remove_partial_checkpoints, restore_pending_row,
-                                resume_checkpoint, validation_logged_after_checkpoint)
+from infir.training.run import kept_history, restore_pending_row, resume_checkpoint, validation_logged_after_checkpoint
+
+
+DEAD_PID = 4_194_305  # above Linux's largest pid_max: never a live process
 
 
 def _checkpoint(path: Path, step: int, mtime: int) -> Path:
@@ -52,12 +56,13 @@ def test_writer_stages_beside_the_target_fsyncs_and_renames(tmp_path, monkeypatc
         real_replace(src, dst)
 
     monkeypatch.setattr(checkpoint_io.torch, "save", save)
-    monkeypatch.setattr(checkpoint_io.os, "fsync", fsync)
-    monkeypatch.setattr(checkpoint_io.os, "replace", replace)
+    monkeypatch.setattr(atomic_files.os, "fsync", fsync)
+    monkeypatch.setattr(atomic_files.os, "replace", replace)
     AtomicCheckpointIO().save_checkpoint({"global_step": 20}, target)
 
-    assert seen_while_writing == [[f"step0000020.ckpt{PARTIAL_SUFFIX}"]]  # staged beside it, not as *.ckpt
-    assert events == ["fsync", f"replace step0000020.ckpt{PARTIAL_SUFFIX} -> step0000020.ckpt", "fsync"]
+    staged = temp_path(target).name
+    assert seen_while_writing == [[staged]]  # staged beside it, not as *.ckpt
+    assert events == ["fsync", f"replace {staged} -> step0000020.ckpt", "fsync"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["step0000020.ckpt"]
     assert list(elsewhere.iterdir()) == []
     assert torch.load(target, weights_only=True)["global_step"] == 20
@@ -83,11 +88,13 @@ def test_a_run_with_only_torn_checkpoints_starts_afresh(tmp_path) -> None:
 
 def test_half_written_checkpoints_are_removed_and_complete_ones_kept(tmp_path) -> None:
     keep = _checkpoint(tmp_path / "step0000020.ckpt", 20, 1_000)
-    stale = tmp_path / f"step0000040.ckpt{PARTIAL_SUFFIX}"
+    stale = tmp_path / f".step0000040.ckpt.{DEAD_PID}.tmp"  # a writer killed mid-write
     stale.write_bytes(b"half")
-    assert remove_partial_checkpoints(tmp_path) == [stale]
-    assert sorted(tmp_path.iterdir()) == [keep]
-    assert remove_partial_checkpoints(tmp_path / "missing") == []
+    live = temp_path(tmp_path / "step0000060.ckpt")  # this process is still writing it
+    live.write_bytes(b"half")
+    assert remove_stale_temp_files(tmp_path, max_depth=0) == [stale]
+    assert sorted(tmp_path.iterdir()) == sorted([keep, live])
+    assert remove_stale_temp_files(tmp_path / "missing") == []
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:

@@ -110,7 +110,7 @@ def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(
     # a kill while the newest checkpoint was being copied, and a writer's temp file left behind
     torn = checkpoints / "last.ckpt"
     torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 3])
-    stale = checkpoints / "step0000060.ckpt.partial"
+    stale = checkpoints / ".step0000060.ckpt.4194305.tmp"  # its writer (pid above any pid_max) is gone
     stale.write_bytes(b"half a checkpoint")
 
     resumed = run_train(SMOKE + kills, out, shared_cache, env=env)

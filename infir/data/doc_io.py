@@ -18,8 +18,6 @@ import io
 import json
 import logging
 import os
-import re
-import shutil
 import stat
 import zlib
 from collections import Counter
@@ -28,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from infir.atomic_files import atomic_write_bytes
 from infir.data.documents import Document
 
 log = logging.getLogger(__name__)
@@ -457,31 +456,6 @@ def record_to_document(record: dict[str, Any]) -> Document:
     return Document(record["id"], record["text"], record["source"], record["domain"], record.get("metadata") or {})
 
 
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temp file and a rename: a killed writer leaves no partial file (only a temp file that
-    ``remove_stale_temp_files`` clears). A failed write (a full disk) raises an OSError naming ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as err:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise OSError(err.errno, f"cannot write: {err.strerror or err}", str(path)) from err
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def write_jsonl_gz(docs: list[Document], path: Path) -> None:
     """Write one shard atomically: a killed writer leaves no partial shard."""
     buffer = io.BytesIO()
@@ -495,49 +469,6 @@ def read_jsonl_gz(path: Path) -> list[Document]:
     """Read a shard this module wrote (trusted format)."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [record_to_document(json.loads(line)) for line in f if line.strip()]
-
-
-# Temp names of killed writers: ours (".<name>.<pid>.tmp") and infir.data.cache's build dirs (".tmp-<key>-<pid>").
-_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$|^\.tmp-.+-(\d+)$")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def remove_stale_temp_files(root: Path, max_depth: int | None = None) -> list[Path]:
-    """Delete the temp files and build dirs under ``root`` whose writer process is gone (killed mid-write);
-    those of a live process stay. ``max_depth`` limits how many folders deep it looks (None: all)."""
-    removed: list[Path] = []
-    if not root.is_dir():
-        return removed
-    base_depth = len(root.parts)
-    for directory, dirnames, filenames in os.walk(root):
-        here = Path(directory)
-        for name in [*filenames, *dirnames]:
-            match = _TEMP_NAME.match(name)
-            if not match or _pid_alive(int(match.group(1) or match.group(2))):
-                continue
-            target = here / name
-            if name in dirnames:
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                target.unlink(missing_ok=True)
-            removed.append(target)
-        removed_dirs = {p.name for p in removed if p.parent == here}
-        too_deep = max_depth is not None and len(here.parts) - base_depth >= max_depth
-        dirnames[:] = [] if too_deep else [d for d in dirnames if d not in removed_dirs]
-    if removed:
-        log.info("removed %d temp file(s) of killed writers under %s", len(removed), root)
-    return removed
 
 
 def file_fingerprint(path: Path) -> str:

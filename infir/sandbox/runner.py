@@ -10,6 +10,7 @@ tests ran (``harness.py``), and parallel workers.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -52,6 +53,12 @@ _SYSTEM_RO_PATHS = ("/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/etc
 
 class SandboxUnavailable(RuntimeError):
     """The host cannot build the sandbox (e.g. user namespaces disabled); nothing untrusted was run."""
+
+
+@functools.cache
+def _harness_source() -> str:
+    """The harness staged into every test run (read once per process, not once per program)."""
+    return HARNESS.read_text(encoding="utf-8")
 
 
 class SolutionAndTests(NamedTuple):
@@ -172,7 +179,7 @@ class Sandbox:
                    limits: SandboxLimits | None = None) -> SandboxResult:
         argv = [sys.executable, "-I", "-B", f"{WORKDIR}/{HARNESS_FILE}"]
         staged = {**(files or {}), SOLUTION_FILE: program.solution, TESTS_FILE: program.tests}
-        return self._run(argv, staged, stdin, limits, {HARNESS_FILE: HARNESS.read_text(encoding="utf-8")})
+        return self._run(argv, staged, stdin, limits, {HARNESS_FILE: _harness_source()})
 
     def run(self, argv: Sequence[str], files: Mapping[str, str], stdin: str | None = None,
             limits: SandboxLimits | None = None) -> SandboxResult:

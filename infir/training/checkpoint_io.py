@@ -2,15 +2,14 @@
 
 Lightning's default writer stages the file in ``$TMPDIR`` and moves it; across filesystems that move is a
 copy, so a kill mid-copy leaves a truncated ``step*.ckpt`` that ``resume=auto`` would pick, and on one
-filesystem it leaves a temp file nothing removes. Here the bytes go to ``<target>.partial`` in the
-target's own directory, are fsynced, and are renamed over the target (atomic within a filesystem);
-the directory is fsynced so the rename survives a power loss. A ``.partial`` left by a kill is removed
-by the next run (:func:`infir.training.run.remove_partial_checkpoints`).
+filesystem it leaves a temp file nothing removes. Here the checkpoint goes through
+:func:`infir.atomic_files.atomic_output` with ``durable=True``: staged beside the target, fsynced, renamed
+over it, the directory fsynced. A temp file left by a kill is removed by the next run
+(:func:`infir.atomic_files.remove_stale_temp_files`).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.types import _PATH
 
-from infir.training.run import PARTIAL_SUFFIX
-
-
-def partial_path(target: Path) -> Path:
-    """Where the bytes of ``target`` are staged: beside it, under a name ``*.ckpt`` globs never match."""
-    return target.with_name(target.name + PARTIAL_SUFFIX)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from infir.atomic_files import atomic_output
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -43,12 +29,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path):  # remote storage: fsspec's own transaction, nothing local to rename
             super().save_checkpoint(checkpoint, path)
             return
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged = partial_path(target)
-        with staged.open("wb") as f:
+        with atomic_output(Path(path), durable=True) as f:
             torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(staged, target)
-        _fsync_dir(target.parent)

@@ -17,8 +17,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# suffix of a checkpoint being written (infir.training.checkpoint_io); `*.ckpt` globs never match it
-PARTIAL_SUFFIX = ".partial"
 # checkpoint key of the metrics row its own step logs after the checkpoint is written (pending_log_row)
 PENDING_ROW_KEY = "infir_pending_log_row"
 
@@ -67,15 +65,6 @@ def resume_checkpoint(resume: str, checkpoint_dir: Path) -> tuple[Path, int] | N
     if step is None:
         raise ValueError(f"resume={resume}: not a readable checkpoint (cut short?); pick another one")
     return path, step
-
-
-def remove_partial_checkpoints(checkpoint_dir: Path) -> list[Path]:
-    """Delete ``*.ckpt.partial`` files a kill left mid-write (the run dir is locked: no writer is active)."""
-    stale = sorted(checkpoint_dir.glob(f"*.ckpt{PARTIAL_SUFFIX}")) if checkpoint_dir.is_dir() else []
-    for path in stale:
-        path.unlink()
-        log.warning("removed %s, a checkpoint a kill left half-written", path)
-    return stale
 
 
 def checkpoint_step(path: Path) -> int:

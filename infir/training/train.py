@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from infir.atomic_files import remove_stale_temp_files
 from infir.config import validate_config
 from infir.data.curation.app import curated_sources
 from infir.data.corpus import prepare_corpus
@@ -35,7 +36,7 @@ from infir.training.module import CausalLMModule
 from infir.training.phases import TRAINING_STATE_FILE, apply_trainable, continued_tokenizer_cfg, resolve_phase_lr
 from infir.training.precision import resolve_precision
 from infir.training.run import (checkpoint_pending_row, kept_history, last_logged, local_rank,
-                                lock_run_dir, readable_checkpoint_step, remove_partial_checkpoints, restore_pending_row,
+                                lock_run_dir, readable_checkpoint_step, restore_pending_row,
                                 resume_checkpoint, validation_logged_after_checkpoint)
 from infir.training.schedules import LRSchedule, warmup_steps_from
 from infir.training.throughput import ThroughputMonitor, peak_flops_per_device
@@ -134,8 +135,8 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     run_dir.mkdir(parents=True, exist_ok=True)
     _lock = lock_run_dir(run_dir) if local_rank() == 0 else None  # noqa: F841 (held until exit)
     checkpoint_dir = run_dir / "checkpoints"
-    if local_rank() == 0:
-        remove_partial_checkpoints(checkpoint_dir)
+    if local_rank() == 0:  # checkpoints a kill left half-written (the run dir is locked: no writer is active)
+        remove_stale_temp_files(checkpoint_dir, max_depth=0)
     resume_from, resumed_step = resume_checkpoint(str(cfg.resume), checkpoint_dir) or (None, None)
     if cfg.trainer.get("torch_threads"):
         torch.set_num_threads(int(cfg.trainer.torch_threads))

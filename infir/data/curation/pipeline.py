@@ -16,11 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from infir.atomic_files import atomic_write_text, remove_stale_temp_files
 from infir.data.cache import content_key
 from infir.data.curation.base import StageStats
 from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, stats_path, write_stats
-from infir.data.doc_io import (InputError, InputSpec, Rejections, atomic_write_text, file_fingerprint, read_documents,
-                               remove_stale_temp_files, write_jsonl_gz)
+from infir.data.doc_io import InputError, InputSpec, Rejections, file_fingerprint, read_documents, write_jsonl_gz
 from infir.data.documents import TRAIN, Document
 from infir.data.iteration import batched
 

@@ -33,8 +33,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from tqdm.auto import tqdm
 
+from infir.atomic_files import atomic_write_text
 from infir.data.curation.base import StageOutput, StageStats
-from infir.data.doc_io import atomic_write_text, read_jsonl_gz, write_jsonl_gz
+from infir.data.doc_io import read_jsonl_gz, write_jsonl_gz
 from infir.data.documents import Document
 
 log = logging.getLogger(__name__)
