@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,7 @@ def test_default_and_paper_shapes_compose_and_validate():
     ("+data_mix.weights.web=-1", "data_mix.weights"),
     # issue 10, point 17: each of these used to pass here and fail only after data preparation (or never)
     ("phase.schedule.kind=bogus", "phase.schedule.kind"),
+    ("phase.schedule.warmup_steps=2000", "phase.schedule.warmup_steps=2000 is more than the run's 195 steps"),
     ("trainer.precision=bf17", "trainer.precision"),
     ("+data_mix.weights.web=1", "data_mix.weights.web"),      # a domain no source provides
     ("data_mix.token_budget=4000", "data_mix.token_budget"),  # below one step of 16 x 256 tokens
@@ -55,10 +57,26 @@ def test_default_and_paper_shapes_compose_and_validate():
     ("data_mix.sources.stdlib._target_=no.such.Source", "data_mix.sources.stdlib._target_"),
     ("phase=anneal", "phase.init_from"),                      # a `???` left unset
     ("data_mix.sources.stdlib=null", "data_mix.weights.code"),  # the only code source removed
+    # keys added by the sweep/logging work
+    ("phase.smoke_seq_len=0", "phase.smoke_seq_len"),
+    ("data_mix.max_documents_per_split=-3", "data_mix.max_documents_per_split"),
+    ("ckpt_path=/no/such.ckpt", "ckpt_path"),
+    ("tags=oops", "tags"),
+    ("group=[a,b]", "group"),
+    ("+chain.phases=[{phase:anneel}]", "chain.phases[0].phase"),
 ])
 def test_invalid_values_name_the_key(override, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(key)):
         validate_config(_compose(override))
+
+
+def test_ckpt_path_is_resume_by_another_name(tmp_path):
+    """ckpt_path=<file> passes; setting it beside a resume other than auto is ambiguous."""
+    checkpoint = tmp_path / "last.ckpt"
+    checkpoint.write_bytes(b"")
+    validate_config(_compose(f"ckpt_path={checkpoint}"))
+    with pytest.raises(ConfigError, match="set ckpt_path or resume, not both"):
+        validate_config(_compose(f"ckpt_path={checkpoint}", "resume=never"))
 
 
 def test_unknown_group_option_is_rejected_by_name():
@@ -124,6 +142,12 @@ finally:
     ("data_mix.token_budget=4000", "data_mix.token_budget=4000 is less than one optimizer step"),
     ("model.hidden_size=100", "model.hidden_size=100 / model.num_attention_heads=4 gives an odd head dimension"),
     ("+foo=1", "unknown config key 'foo'"),
+    # the schema: a key of our own group, and one of a light _target_ (the class is imported to read it)
+    ("+model.hidden_sise=3", "unknown config key 'model.hidden_sise' from the command line override "
+                             "+model.hidden_sise=3 (did you mean 'model.hidden_size'?)"),
+    ("+data_mix.sources.champ.seeed=1",
+     "'data_mix.sources.champ.seeed' from the command line override +data_mix.sources.champ.seeed=1 "
+     "(did you mean 'data_mix.sources.champ.seed'?); infir.data.sources.champ.ChampSource takes: "),
 ])
 def test_train_py_rejects_bad_values_in_one_line_before_heavy_imports(override, message, tmp_path):
     """issue 10, point 17: one line naming the key, exit status 2, no traceback, no data, torch never loaded."""

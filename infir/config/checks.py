@@ -1,60 +1,43 @@
-"""Config checks that must fail before any data is prepared or a model is built.
+"""Value checks that must fail before any data is prepared or a model is built.
 
-Hydra already rejects unknown group options; these checks catch bad values (non-positive budgets and
-sizes, inconsistent batch and model shapes, unknown schedule/precision names, domain weights no source
-provides, missing paths, unknown top-level keys added with ``+key=``) with a message that names the
-offending key. They read only the composed config and light modules (no torch, Lightning or
-transformers), so ``train.py`` runs them right after Hydra composes: a bad value fails in about the
-time Hydra's own errors take.
+Hydra already rejects unknown group options and the schema (``schema.py``) unknown keys; these catch bad
+values (non-positive budgets and sizes, inconsistent batch and model shapes, unknown schedule/precision
+names, domain weights no source provides, missing paths) with a message that names the offending key.
+They read only the composed config and light modules (no torch, Lightning or transformers).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError
 
+from infir.config.errors import ConfigError
+from infir.config.targets import TargetImportError, locate
 from infir.training.schedules import KINDS as SCHEDULE_KINDS
 
 _POSITIVE_INTS = ("data_mix.token_budget", "phase.seq_len", "phase.micro_batch_size", "phase.global_batch_size",
                   "model.hidden_size", "model.num_hidden_layers", "model.num_attention_heads",
                   "model.num_key_value_heads", "model.intermediate_size", "tokenizer.vocab_size",
-                  "callbacks.checkpoint.every_n_train_steps", "trainer.val_check_interval")
+                  "callbacks.checkpoint.every_n_train_steps", "trainer.val_check_interval",
+                  "phase.smoke_seq_len", "data_mix.max_documents_per_split")  # null: unset
 _POSITIVE_FLOATS = ("phase.optimizer.lr",)  # or "inherit" (annealing: the previous phase's final LR)
 _NON_NEGATIVE = ("phase.optimizer.weight_decay", "phase.optimizer.grad_clip")
-# Top-level keys the training code reads: conf/train.yaml's own keys, its config groups, and `chain`
-# (experiment=embedded_chain). `hydra` is there when a config is composed with its Hydra node.
-KNOWN_TOP_LEVEL_KEYS = frozenset({
-    "name", "seed", "resume", "export", "optimized_metric", "tokenizer",
-    "curation", "data_mix", "model", "modality", "phase", "trainer", "logger", "callbacks", "eval", "paths",
-    "chain", "hydra",
-})
+_OPTIONAL_STRINGS = ("group", "sweep_name", "ckpt_path")
 # Lightning 2.6's accepted `precision` values (lightning/fabric/plugins/precision/precision.py:
 # _PRECISION_INPUT_STR, its aliases and ints) plus our `auto` (infir/training/precision.py).
 PRECISIONS = ("auto", "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true",
               "bf16-mixed", "32-true", "64-true", "64", "32", "16", "bf16")
 
 
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the key."""
-
-
 def _get(cfg: DictConfig, key: str):
     return OmegaConf.select(cfg, key, throw_on_missing=True)
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` naming the first bad key."""
-    try:
-        _validate(cfg)
-    except MissingMandatoryValue as error:  # a `???` the command line did not fill
-        raise ConfigError(f"{error.full_key} must be set on the command line ({error.full_key}=...)") from None
-
-
-def _validate(cfg: DictConfig) -> None:
-    _check_known_keys(cfg)
+def check_values(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` naming the first bad value (``MissingMandatoryValue`` for an unset ``???``);
+    the eval tasks are :func:`check_eval_tasks`'s."""
     _check_numbers(cfg)
     if cfg.phase.global_batch_size % cfg.phase.micro_batch_size:
         raise ConfigError(f"phase.global_batch_size={cfg.phase.global_batch_size} must be a multiple of "
@@ -73,15 +56,9 @@ def _validate(cfg: DictConfig) -> None:
         _check_token_mix(cfg)
     if cfg.modality.name != "text":
         raise ConfigError(f"modality={cfg.modality.name}: only the text modality is implemented so far")
+    _check_run_labels(cfg)
     _check_paths(cfg)
-
-
-def _check_known_keys(cfg: DictConfig) -> None:
-    """Hydra's ``+key=value`` adds any key; one the code never reads is a typo, not a setting."""
-    unknown = sorted(set(cfg.keys()) - KNOWN_TOP_LEVEL_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r} (added with +{unknown[0]}=...?): the top-level keys "
-                          f"are {', '.join(sorted(KNOWN_TOP_LEVEL_KEYS - {'hydra'}))}")
+    _check_chain(cfg)
 
 
 def _check_numbers(cfg: DictConfig) -> None:
@@ -128,6 +105,12 @@ def _check_token_mix(cfg: DictConfig) -> None:
     if cfg.data_mix.token_budget is not None and cfg.data_mix.token_budget < tokens_per_step:
         raise ConfigError(f"data_mix.token_budget={cfg.data_mix.token_budget} is less than one optimizer step: "
                           f"phase.global_batch_size x phase.seq_len = {tokens_per_step} tokens")
+    warmup = cfg.phase.schedule.get("warmup_steps")
+    if cfg.data_mix.token_budget is not None and warmup is not None \
+            and warmup > cfg.data_mix.token_budget // tokens_per_step:  # the run's step count, as the datamodule's
+        raise ConfigError(f"phase.schedule.warmup_steps={warmup} is more than the run's "
+                          f"{cfg.data_mix.token_budget // tokens_per_step} steps (data_mix.token_budget / "
+                          f"(phase.global_batch_size x phase.seq_len)); lower it or use phase.schedule.warmup_ratio")
     provided = provided_domains(cfg.data_mix.get("sources") or {})
     if provided is None:
         return  # a source whose domains only its documents tell; corpus preparation checks them
@@ -155,10 +138,9 @@ def _source_domains(key: str, node: DictConfig) -> set[str] | None:
     target = node.get("_target_") if isinstance(node, DictConfig) else None
     if target is None:
         return None
-    module, _, attribute = str(target).rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError, ValueError) as error:
+        cls = locate(str(target))
+    except TargetImportError as error:
         raise ConfigError(f"{key}._target_: cannot import {target!r} ({error})") from None
     domain = getattr(cls, "domain", None)
     if isinstance(domain, str):
@@ -166,6 +148,18 @@ def _source_domains(key: str, node: DictConfig) -> set[str] | None:
     if isinstance(node.get("source"), DictConfig):  # a wrapper (SplitSelect) takes its source's domain
         return _source_domains(f"{key}.source", node.source)
     return None
+
+
+def _check_run_labels(cfg: DictConfig) -> None:
+    """``tags`` (W&B tags, infir.compare --tag), ``group`` (W&B group), ``sweep_name`` (the multirun folder)."""
+    tags = cfg.get("tags")
+    if tags is not None and (not OmegaConf.is_list(tags) or any(not isinstance(t, str) for t in tags)):
+        raise ConfigError(f"tags must be a list of strings (tags=[a,b]), got "
+                          f"{OmegaConf.to_container(tags) if OmegaConf.is_config(tags) else tags!r}")
+    for key in _OPTIONAL_STRINGS:
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string or null, got {value!r}")
 
 
 def _check_paths(cfg: DictConfig) -> None:
@@ -180,3 +174,48 @@ def _check_paths(cfg: DictConfig) -> None:
         raise ConfigError(f"phase.init_from must be scratch, hf:<dir> or ckpt:<path>, got {init!r}")
     if cfg.resume not in ("auto", "never") and not Path(cfg.resume).is_file():
         raise ConfigError(f"resume must be auto, never or a checkpoint path; no file at {cfg.resume!r}")
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:  # resume=<path> in lightning-hydra-template's spelling
+        if cfg.resume != "auto":
+            raise ConfigError(f"set ckpt_path or resume, not both: ckpt_path={ckpt_path} and resume={cfg.resume} "
+                              f"(ckpt_path=<file> is resume=<file>)")
+        if not Path(ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path: no such checkpoint file: {ckpt_path}")
+
+
+def check_eval_tasks(cfg: DictConfig) -> None:
+    """The eval app's own task check (infir/eval/checks.py) on the enabled tasks: each needs a source.
+    Apart from the other value checks because it imports the eval package (numpy)."""
+    from infir.eval.checks import check_task_config, enabled_tasks
+
+    try:
+        eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True) if cfg.get("eval") is not None else {}
+    except InterpolationResolutionError as error:
+        raise ConfigError(f"eval: {error}".splitlines()[0]) from None
+    for name, task_cfg in enabled_tasks(eval_cfg or {}).items():
+        try:
+            check_task_config(name, task_cfg)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+
+def _check_chain(cfg: DictConfig) -> None:
+    """experiment=embedded_chain: every ``chain.phases[i].phase`` must be an option of conf/phase."""
+    from infir.config.provenance import search_dirs
+
+    chain = cfg.get("chain")
+    if not chain:
+        return
+    phases = cfg.chain.get("phases")
+    if not OmegaConf.is_list(phases) or not phases:
+        raise ConfigError("chain.phases must be a non-empty list of {phase: <name>, overrides: [...]}")
+    known = sorted({p.stem for directory in search_dirs() for p in (directory / "phase").glob("*.yaml")})
+    for index, step in enumerate(phases):
+        name = step.get("phase") if OmegaConf.is_dict(step) else None
+        if name not in known:
+            raise ConfigError(f"chain.phases[{index}].phase must be one of {', '.join(known)}, got {name!r}")
+        overrides = step.get("overrides")
+        if overrides is not None and (not OmegaConf.is_list(overrides) or
+                                      any(not isinstance(o, str) for o in overrides)):
+            raise ConfigError(f"chain.phases[{index}].overrides must be a list of override strings, got "
+                              f"{OmegaConf.to_container(overrides) if OmegaConf.is_config(overrides) else overrides!r}")

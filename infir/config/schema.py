@@ -1,0 +1,199 @@
+"""The keys of every config group: the one place that says which keys a composed config may have.
+
+Our own groups list exactly what the code reads (the module named beside each); groups that configure
+a library are checked against its constructor (``Target``), and the eval and curation parts reuse the
+key sets their own checks define (``infir.eval.checks``, ``infir.sandbox``, ``FastTextParams``). A key
+no code reads is a typo, not a setting: ``model.hidden_sise: 320`` used to train the default model.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import fields as dataclass_fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import infir
+from infir.config import targets
+from infir.config.errors import ConfigError
+from infir.config.provenance import where_set
+from infir.config.spec import ANY, Keys, ListOf, MapOf, Spec, Switch, Target, Walk, join
+
+
+def _any(*names: str) -> dict[str, Spec]:
+    return dict.fromkeys(names, ANY)
+
+
+# Keys of the trainer node that are ours, not Lightning's: infir/training/train.py reads them and removes
+# them before it builds the Trainer.
+TRAINER_OWN_KEYS = ("peak_flops_per_device", "torch_threads")
+
+# infir/models/causal_lm.py (llama_config, build_causal_lm); `name` labels the option in the resolved
+# config that infir.compare groups runs by. rope_scaling is handed to transformers as is.
+MODEL = Keys("the model keys are", _any(
+    "name", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+    "rms_norm_eps", "tie_word_embeddings", "initializer_range", "max_position_embeddings", "rope_theta",
+    "rope_scaling", "vocab_multiple", "attn_implementation"))
+
+# infir/training/train.py, phases.py (resolve_phase_lr, apply_trainable), module.py (optimizer),
+# schedules.py; smoke_seq_len is read by conf/debug/smoke.yaml.
+PHASE = Keys("the phase keys are", {
+    **_any("name", "init_from", "seq_len", "smoke_seq_len", "micro_batch_size", "global_batch_size", "trainable",
+           "epochs"),
+    "optimizer": Keys("the phase.optimizer keys are", _any("lr", "weight_decay", "betas", "eps", "grad_clip", "fused")),
+    "schedule": Keys("the phase.schedule keys are", _any("kind", "warmup_steps", "warmup_ratio", "min_lr",
+                                                          "min_lr_ratio", "decay_fraction")),
+})
+
+
+@lru_cache(maxsize=1)
+def sft_builder_of_source() -> dict[str, str]:
+    """data_mix source name -> embedded SFT builder, read from infir/data/sft_datamodule.py's
+    ``_BUILDER_OF_SOURCE`` without importing that module (it imports torch and Lightning)."""
+    path = Path(infir.__file__).resolve().parent / "data" / "sft_datamodule.py"
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        targets_ = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        if any(isinstance(t, ast.Name) and t.id == "_BUILDER_OF_SOURCE" for t in targets_) and node.value is not None:
+            return dict(ast.literal_eval(node.value))
+    raise RuntimeError(f"{path}: no _BUILDER_OF_SOURCE mapping (the SFT source names) to check data_mix.sources by")
+
+
+def _sft_sources() -> dict[str, Spec]:
+    """Each SFT source takes its builder's parameters (infir/data/sources/sft_embedded.py) but ``split``,
+    which the data module passes; ``_`` keys are dropped by it."""
+    from infir.data.sources.sft_embedded import BUILDERS
+
+    specs: dict[str, Spec] = {}
+    for name, builder in sft_builder_of_source().items():
+        accepted = targets.parameters(BUILDERS[builder])
+        specs[name] = ANY if accepted is None else Keys(
+            f"the SFT source {name} ({BUILDERS[builder].__name__}) takes", _any(*sorted(accepted - {"split"})),
+            private=True)
+    return specs
+
+
+SFT_SOURCES = Keys("the SFT sources are", _sft_sources)
+TOKEN_SOURCES = MapOf(Target(), "the data_mix sources are")
+
+# infir/training/train.py (_token_mix_data), data/corpus.py, data/curation/app.py (curate,
+# max_documents_per_split), data/sft_datamodule.py (kind: sft -> sources, files, val_per_source);
+# `name` labels the mix (messages, infir.compare). Token mixes build `sources` with their _target_;
+# SFT mixes name embedded conversation builders.
+DATA_MIX = Keys("the data_mix keys are", {
+    **_any("name", "kind", "weights", "token_budget", "allow_synthetic", "shard_tokens", "val_windows_per_domain",
+           "num_workers", "curate", "val_per_source", "max_documents_per_split"),
+    "sources": Switch(lambda root: SFT_SOURCES if (root.get("data_mix") or {}).get("kind") == "sft"
+                      else TOKEN_SOURCES),
+    "files": ListOf(Keys("an SFT file entry takes", _any("path", "split", "source"))),
+})
+
+# infir/training/train.py (continued_tokenizer_cfg) and data/corpus.py (prepare_corpus)
+TOKENIZER = Keys("the tokenizer keys are", _any("path", "vocab_size", "min_frequency", "train_bytes"))
+# infir/config/checks.py: the only wrapper so far is `text`
+MODALITY = Keys("the modality keys are", _any("name"))
+# infir/training/train.py (cache_dir, run_dir); root_dir and output_dir are read by conf/'s interpolations
+# (hydra.run.dir, the sweep dir, eval.data_dir) and are the overrides that move every output.
+PATHS = Keys("the paths keys are", _any("root_dir", "output_dir", "cache_dir", "run_dir"))
+
+# train() builds every callbacks node, passing checkpoint its dirpath; build_loggers every logger node.
+CALLBACKS = MapOf(Target(), "the callbacks are")
+LOGGER = MapOf(Target(), "the loggers are")
+TRAINER = Target(extra=frozenset(TRAINER_OWN_KEYS))
+
+
+class BenchmarkSource:
+    """``eval.tasks.<task>.source`` / ``.fewshot``: ``{embedded: <set>, split, <its loader's parameters>}``
+    (infir/eval/embedded.py) or ``{path, split}`` (infir/eval/records.py)."""
+
+    def check(self, walk: Walk, path: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            return
+        if "embedded" in value:
+            from infir.eval.embedded import EMBEDDED
+
+            name = value["embedded"]
+            if "path" in value:  # e.g. an option that adds `path:` to a source it inherits with `embedded:`
+                raise ConfigError(f"{path} sets both embedded ({name!r}, {where_set(f'{path}.embedded')}) and path "
+                                  f"({where_set(f'{path}.path')}); a benchmark source reads one of them")
+            if name not in EMBEDDED:
+                raise ConfigError(f"{path}.embedded: unknown embedded benchmark {name!r}; known: "
+                                  f"{', '.join(sorted(EMBEDDED))}")
+            accepted = targets.parameters(EMBEDDED[name])
+            if accepted is None:
+                return
+            known_as = f"embedded {name} takes"
+            allowed = {"embedded", "split", *accepted}
+        else:
+            known_as, allowed = "a file source takes", {"path", "split"}
+        for key, child in value.items():
+            if key not in allowed:
+                walk.unknown(join(path, key), child, allowed, known_as)
+
+
+def _eval_tasks() -> dict[str, Spec]:
+    """Task names and keys from infir/eval/checks.py (the eval app's own check)."""
+    from infir.eval.checks import TASK_KEYS, TASKS
+
+    task = Keys("an eval task takes", {**_any(*TASK_KEYS), "source": BenchmarkSource(), "fewshot": BenchmarkSource()})
+    return dict.fromkeys(TASKS, task)
+
+
+def _sandbox_keys() -> dict[str, Spec]:
+    """infir/eval/suite.py reads workers and cgroups; the rest are SandboxLimits fields."""
+    from infir.sandbox.limits import SandboxLimits
+
+    return _any("workers", "cgroups", *(f.name for f in dataclass_fields(SandboxLimits)))
+
+
+# infir/eval/suite.py (EvalSuite), app.py, callback.py, infir/training/train.py (callback); data_dir is
+# read by eval=paper's source paths. `_`-keys hold YAML anchors (_procedural, _champ).
+EVAL = Keys("the eval keys are", {
+    **_any("name", "mode", "max_new_tokens", "batch_size", "seed", "fewshot_seed", "progress", "allow_code_execution",
+           "data_dir"),
+    "sandbox": Keys("the eval.sandbox keys are", _sandbox_keys),
+    "tasks": Keys("the eval tasks are", _eval_tasks),
+    "nll": Keys("the eval.nll keys are", _any("enabled", "split", "max_per_domain", "max_length")),
+    "callback": Keys("the eval.callback keys are", _any("enabled", "every_n_steps", "at_end")),
+}, private=True)
+
+
+def _fasttext_params() -> dict[str, Spec]:
+    from infir.data.curation.fasttext_model import FastTextParams
+
+    return _any(*(f.name for f in dataclass_fields(FastTextParams)))
+
+
+# infir/data/curation/app.py (build_stages passes each stage its name) and train.py; each stage is a
+# _target_ node, and a model stage's `params` are FastTextParams.
+CURATION = Keys("the curation keys are", {
+    **_any("name", "workers", "docs_per_shard"),
+    "stages": MapOf(Target(fields={"params": Keys("fastText params are", _fasttext_params)}),
+                    "the curation stages are"),
+})
+
+# infir/training/chain.py (experiment=embedded_chain)
+CHAIN = Keys("the chain keys are", {
+    "phases": ListOf(Keys("a chain phase takes", _any("phase", "overrides"))),
+})
+
+# train.py / infir/training/train.py, chain.py and hydra_support.py read these; `hydra` is Hydra's own node
+# (hydra.*, hparams_search's sweeper settings), present when a config is composed with it.
+TOP_LEVEL = Keys("the top-level keys are", {
+    **_any("name", "seed", "resume", "ckpt_path", "export", "optimized_metric", "tags", "group", "sweep_name",
+           "hydra"),
+    "tokenizer": TOKENIZER, "curation": CURATION, "data_mix": DATA_MIX, "model": MODEL, "modality": MODALITY,
+    "phase": PHASE, "trainer": TRAINER, "logger": LOGGER, "callbacks": CALLBACKS, "eval": EVAL, "paths": PATHS,
+    "chain": CHAIN,
+})
+
+KNOWN_TOP_LEVEL_KEYS = frozenset(TOP_LEVEL.names())
+
+
+def check_keys(config: Mapping[str, Any], import_heavy: bool) -> Walk:
+    """Raise ``ConfigError`` for the first key of ``config`` (plain containers) the schema does not know,
+    among the keys the schema writes out; ``.finish()`` the returned walk to check the others (targets and
+    key sets read from code, which import modules)."""
+    return Walk(config, import_heavy).start(TOP_LEVEL)
