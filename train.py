@@ -26,19 +26,19 @@ CONFIG_ERROR_EXIT_CODE = 2  # as `python -m infir.eval` set-up errors
 def main(cfg: DictConfig) -> float:
     try:
         validate_config(cfg)
-    except ConfigError as error:
+        if cfg.get("chain"):  # experiment=embedded_chain: pretrain -> anneal -> SFT in one command
+            from infir.training.chain import run_chain
+
+            run_chain(cfg)
+            return 0.0
+        from infir.training.train import train
+
+        return train(cfg)
+    except ConfigError as error:  # also those only the data can reveal (e.g. synthetic documents in pre-training)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"[infir] config error: {error}", file=sys.stderr)
         sys.exit(CONFIG_ERROR_EXIT_CODE)  # SystemExit passes through Hydra's error report: no traceback
-    if cfg.get("chain"):  # experiment=embedded_chain: pretrain -> anneal -> SFT in one command
-        from infir.training.chain import run_chain
-
-        run_chain(cfg)
-        return 0.0
-    from infir.training.train import train
-
-    return train(cfg)
 
 
 if __name__ == "__main__":

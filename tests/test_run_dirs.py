@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from conftest import REPO
-from infir.hydra_support import register_resolvers, run_name
+from infir.hydra_support import path_name, register_resolvers, run_name, sweep_name
 
 register_resolvers()
 
@@ -63,7 +63,7 @@ def test_names_read_as_the_overrides_and_stay_distinct():
     # replaced characters and long names get a hash of the original overrides: no two runs share a dir
     assert run_name("tokenizer.path-/a b") != run_name("tokenizer.path-/a_b")
     assert run_name("tokenizer.path-/a b") == run_name("tokenizer.path-/a b")  # deterministic: resume finds it
-    assert max(len(n) for n in names) <= 96
+    assert max(len(n) for n in names) <= 200
 
 
 def test_eval_accepts_the_printed_export_path_typed_unquoted(tmp_path):
@@ -75,3 +75,41 @@ def test_eval_accepts_the_printed_export_path_typed_unquoted(tmp_path):
     proc = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"model_path: {export}" in proc.stdout
+
+
+def test_long_names_are_kept_whole_up_to_what_a_folder_name_safely_holds():
+    overrides = "+".join(f"phase.optimizer.lr-0.00{i}" for i in range(1, 8))  # 7 swept knobs, 174 characters
+    assert run_name(overrides) == overrides  # before: cut at 96 characters and hashed
+    assert len(run_name(overrides * 2)) == 200 and run_name(overrides * 2) != run_name(overrides * 3)
+
+
+def test_bookkeeping_overrides_do_not_start_a_new_run_dir():
+    def run_and_job_dir(overrides):
+        run_dir, job_dir = _run_dirs(overrides)
+        return run_dir, job_dir.rsplit("/", 1)[1]  # (sweep_name names the sweep folder, by design)
+
+    plain = run_and_job_dir(["debug=smoke"])
+    for extra in ("tags=[probe,v2]", "group=mine", "sweep_name=lr_probe", "ckpt_path=/x/last.ckpt", "resume=never",
+                  "logger=csv"):
+        assert run_and_job_dir(["debug=smoke", extra]) == plain, extra
+
+
+def test_sweep_folders_are_named_by_the_launching_command_line():
+    assert sweep_name(["model=tiny,nano", "seed=1,2"]) == "model-tiny_nano+seed-1_2"
+    assert sweep_name(["seed=1,2", "model=tiny,nano"]) == "model-tiny_nano+seed-1_2"  # order does not matter
+    assert sweep_name(["seed=1,2", "tags=[a]", "paths.output_dir=/tmp/x", "resume=never"]) == "seed-1_2"
+    assert sweep_name(["seed=1,2"]) != sweep_name(["seed=1,3"])
+    assert sweep_name([]) == "default"
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        named = compose(config_name="train", overrides=["sweep_name=lr probe"], return_hydra_config=True)
+    assert str(named.hydra.sweep.dir).endswith("/embedded_pretrain/multirun/" + run_name("lr probe"))
+
+
+def test_eval_folders_of_two_experiments_default_exports_do_not_collide(tmp_path):
+    first = tmp_path / "outputs" / "embedded_pretrain" / "runs" / "default" / "hf_export"
+    second = tmp_path / "outputs" / "data_quality" / "runs" / "default" / "hf_export"
+    assert path_name(str(first)) != path_name(str(second))  # before: both runs_default_hf_export
+    assert "embedded_pretrain_runs_default_hf_export" in path_name(str(first))
+    assert path_name(str(first)) == path_name(f"{first}/")  # one model, one folder
+    relative = os.path.relpath(first)
+    assert path_name(relative) == path_name(str(first))

@@ -137,24 +137,6 @@ def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(
     assert not run_record(next((straight_dir / "wandb").glob("offline-run-*/run-*.wandb"))).resume
 
 
-def test_multirun_gives_each_job_its_own_dir_and_wandb_run_in_one_group(tmp_path, shared_cache):
-    run_train(["-m", "debug=smoke", "model=nano,tiny", "seed=1,2", "data_mix.token_budget=5120"],
-              tmp_path, shared_cache)
-    jobs = sorted(p for p in (tmp_path / "embedded_pretrain" / "multirun").iterdir()
-                  if p.is_dir() and not p.name.startswith("."))
-    assert len(jobs) == 4, [p.name for p in jobs]
-    records = []
-    for job in jobs:
-        assert (job / "csv" / "metrics.csv").is_file() and (job / "hf_export" / "config.json").is_file()
-        files = list((job / "wandb").rglob("run-*.wandb"))
-        assert len(files) == 1, job
-        records.append(run_record(files[0]))
-    assert {r.run_group for r in records} == {"embedded_pretrain"}
-    assert len({r.run_id for r in records}) == 4
-    assert {r.display_name for r in records} == {p.name for p in jobs}
-    assert all("model=nano" in r.tags or "model=tiny" in r.tags for r in records)
-
-
 def test_ddp_two_cpu_processes_match_single_process_with_one_set_of_outputs(tmp_path, shared_cache):
     common = ["debug=smoke", "model=nano", "data_mix.token_budget=10240", "trainer.val_check_interval=10"]
     single = run_train(common + ["phase.micro_batch_size=8"], tmp_path / "single", shared_cache)

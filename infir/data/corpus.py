@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from transformers import PreTrainedTokenizerBase
 
+from infir.config.errors import ConfigError
 from infir.data.cache import cached_artifact, content_key
 from infir.data.documents import HELDOUT_EVAL, SPLITS, TRAIN, VALIDATION, Document
 from infir.data.token_shards import write_stream
@@ -56,7 +57,7 @@ def check_synthetic_policy(documents: Iterable[Document], allow_synthetic: bool,
         return
     sources = sorted({d.source for d in documents if d.synthetic and d.split == TRAIN})
     if sources:
-        raise ValueError(f"data_mix: synthetic sources {sources} in a pre-training mix; InfiR found synthetic "
+        raise ConfigError(f"data_mix: synthetic sources {sources} in a pre-training mix; InfiR found synthetic "
                          "data helps only in annealing. Remove them or set data_mix.allow_synthetic=true.")
 
 

@@ -8,6 +8,7 @@ order from (seed, epoch); the position of record is the trainer's global step, s
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from infir.data.documents import TRAIN, VALIDATION
 from infir.data.sft import SFTEpochs, collate, encode_conversations, pack
+from infir.data.sources.select import keep_by_hash
 from infir.data.sources.sft_embedded import sft_conversations
 from infir.eval.records import read_rows
 
@@ -41,6 +43,10 @@ def conversations(mix_cfg: Mapping[str, Any], split: str) -> list[dict[str, Any]
         if entry.get("split", TRAIN) == split:
             rows = read_rows(entry["path"])
             records += [{**row, "source": entry.get("source", "files")} for row in rows]
+    cap = mix_cfg.get("max_documents_per_split")
+    if cap is not None:  # at most N conversations per source (debug=smoke); a stable sample, not the first N
+        records = keep_by_hash(records, int(cap), lambda r: json.dumps(r, sort_keys=True, default=str),
+                               lambda r: str(r.get("source")))
     return records
 
 

@@ -14,22 +14,25 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from infir.atomic_files import remove_stale_temp_files
-from infir.config import validate_config
+from infir.config import TRAINER_OWN_KEYS, validate_config, validate_targets
 from infir.data.curation.app import curated_sources
 from infir.data.corpus import prepare_corpus
 from infir.data.datamodule import PackedMixtureDataModule
 from infir.data.sft_datamodule import build_sft_datamodule
 from infir.env import configure_offline_defaults
+from infir.hydra_support import naming_overrides
 from infir.eval.callback import EvalCallback
 from infir.models.causal_lm import build_causal_lm, count_parameters, training_flops_per_token
 from infir.models.chat_template import ensure_chat_template
 from infir.models.tokenizer import load_tokenizer
 from infir.training.export import export_hf
 from infir.training.checkpoint_io import AtomicCheckpointIO
+from infir.training.console import print_config_tree, quiet_console
 from infir.training.loggers import (build_loggers, continue_history, csv_metrics_path, finish_wandb, log_at_step,
                                     log_resolved_config, replay_history)
 from infir.training.module import CausalLMModule
@@ -43,7 +46,7 @@ from infir.training.throughput import ThroughputMonitor, peak_flops_per_device
 
 log = logging.getLogger(__name__)
 
-_NON_TRAINER_KEYS = ("peak_flops_per_device", "torch_threads")
+_NON_TRAINER_KEYS = TRAINER_OWN_KEYS  # trainer.* keys that are ours, not Lightning Trainer arguments
 
 
 def _quiet_non_zero_ranks() -> None:
@@ -63,6 +66,25 @@ def _run_identity(cfg: DictConfig) -> tuple[Path, str, list[str]]:
         overrides = list(hydra.overrides.task)
         return Path(hydra.runtime.output_dir), hydra.job.override_dirname or "default", overrides
     return Path(cfg.paths.run_dir), "default", []
+
+
+def run_group(cfg: DictConfig) -> str:
+    """The W&B group: ``group`` when set; else ``<name>/<sweep folder>`` in a multirun (each sweep its own
+    group), ``<name>/debug-<option>`` for a debug run, and ``<name>`` for a plain single run."""
+    if cfg.get("group"):
+        return str(cfg.group)
+    if not HydraConfig.initialized():
+        return str(cfg.name)
+    hydra = HydraConfig.get()
+    if hydra.mode == RunMode.MULTIRUN:
+        return f"{cfg.name}/{Path(hydra.sweep.dir).name}"
+    debug = hydra.runtime.choices.get("debug")
+    return f"{cfg.name}/debug-{debug}" if debug else str(cfg.name)
+
+
+def run_tags(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """W&B tags: the user's ``tags`` first, then the overrides that name the run (not paths), each once."""
+    return list(dict.fromkeys([*(str(tag) for tag in cfg.get("tags") or []), *naming_overrides(overrides)]))
 
 
 def _already_finished(cfg: DictConfig, resumed_step: int, max_steps: int, run_dir: Path) -> bool:
@@ -129,15 +151,21 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     chain) runs several phases inside one Hydra job.
     """
     configure_offline_defaults()
+    quiet_console()  # before the Trainer exists: Lightning's console handlers, known library noise
     _quiet_non_zero_ranks()
     validate_config(cfg)
+    validate_targets(cfg)  # Trainer/strategy/callback/logger keys: needs Lightning imported, before any data work
     run_dir, run_name, overrides = identity or _run_identity(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    print_config_tree(cfg, save_to=run_dir / "config_tree.log")  # rank 0 only
     _lock = lock_run_dir(run_dir) if local_rank() == 0 else None  # noqa: F841 (held until exit)
     checkpoint_dir = run_dir / "checkpoints"
     if local_rank() == 0:  # checkpoints a kill left half-written (the run dir is locked: no writer is active)
         remove_stale_temp_files(checkpoint_dir, max_depth=0)
-    resume_from, resumed_step = resume_checkpoint(str(cfg.resume), checkpoint_dir) or (None, None)
+    fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))  # debug=fdr: one batch each, nothing saved or resumed
+    resume = str(cfg.ckpt_path) if cfg.get("ckpt_path") else str(cfg.resume)  # ckpt_path: the template's spelling
+    resume_from, resumed_step = (None, None) if fast_dev_run else \
+        resume_checkpoint(resume, checkpoint_dir) or (None, None)
     if cfg.trainer.get("torch_threads"):
         torch.set_num_threads(int(cfg.trainer.torch_threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -166,9 +194,9 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k not in _NON_TRAINER_KEYS}
     precision = resolve_precision(trainer_kwargs.pop("precision"), str(trainer_kwargs.get("accelerator", "auto")))
     is_rank_zero = local_rank() == 0
-    group = str(cfg.name)
-    loggers = build_loggers(cfg.logger, run_dir, run_name, group, overrides, is_rank_zero,
-                            continuing=resume_from is not None)
+    loggers = [] if fast_dev_run else \
+        build_loggers(cfg.logger, run_dir, run_name, run_group(cfg), run_tags(cfg, overrides), is_rank_zero,
+                      continuing=resume_from is not None)
     val_interval = int(cfg.trainer.val_check_interval)
     validation_owed = resume_from is not None and \
         validation_logged_after_checkpoint(resumed_step, val_interval, datamodule.max_steps)
@@ -193,7 +221,8 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
             raise ValueError(f"phase.global_batch_size={cfg.phase.global_batch_size} is not divisible by "
                              f"phase.micro_batch_size x world size = {per_rank}")
         trainer.accumulate_grad_batches = cfg.phase.global_batch_size // per_rank
-        peak, peak_source = peak_flops_per_device(cfg.trainer.get("peak_flops_per_device"), precision)
+        peak, peak_source = peak_flops_per_device(cfg.trainer.get("peak_flops_per_device"), precision,
+                                                  cfg.paths.cache_dir)
         flops_per_token = training_flops_per_token(model, cfg.phase.seq_len)
         throughput = ThroughputMonitor(tokens_per_step, flops_per_token, peak, trainer.world_size,
                                        log_every_n_steps=trainer.log_every_n_steps)
@@ -223,6 +252,12 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
             trainer.validate(module, datamodule=datamodule, ckpt_path=str(resume_from), verbose=False)
             log_at_step(loggers, lambda: trainer.global_step)
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+        if fast_dev_run:
+            metric = float(trainer.callback_metrics[cfg.optimized_metric])
+            print(f"\n[infir] fast dev run passed: 1 training and 1 validation batch, {cfg.optimized_metric} = "
+                  f"{metric:.4f}; nothing saved (no checkpoint, export or logger)", flush=True)
+            failed = False
+            return metric
         _save_final_checkpoint(trainer, checkpoint_dir / "last.ckpt")
         if trainer.global_step % val_interval:
             trainer.validate(module, datamodule=datamodule, verbose=False)

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from infir.data.curation.pipeline import CuratedSource, curate
 from infir.data.curation.runner import Stage, format_funnel
 from infir.data.doc_io import InputError, InputSpec
+from infir.data.sources.select import DocumentCap
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,13 @@ def build_stages(curation_cfg: DictConfig) -> tuple[list[Stage], dict[str, Any]]
 
 
 def curated_sources(cfg: DictConfig) -> dict[str, Any]:
-    """The mix's sources, with those named in ``data_mix.curate`` wrapped in the curation recipe."""
-    sources = {name: instantiate(node) for name, node in cfg.data_mix.sources.items()}
+    """The mix's sources (capped per split when ``data_mix.max_documents_per_split`` says so), with those
+    named in ``data_mix.curate`` wrapped in the curation recipe."""
+    sources = {name: instantiate(node) for name, node in cfg.data_mix.sources.items()
+               if node is not None}  # data_mix.sources.<name>=null removes a source
+    cap = cfg.data_mix.get("max_documents_per_split")
+    if cap is not None:  # before curation: a capped run curates only what it trains on
+        sources = {name: DocumentCap(source, cap) for name, source in sources.items()}
     names = list(cfg.data_mix.get("curate") or [])
     unknown = sorted(set(names) - set(sources))
     if unknown:
