@@ -1,19 +1,21 @@
-"""Experiment loggers: CSV always, W&B (offline unless WANDB_MODE says otherwise).
+"""Experiment loggers: CSV always, W&B (offline unless WANDB_MODE says otherwise), TensorBoard on request.
 
 Runs are grouped by experiment name and tagged with their overrides, so a
-Hydra multirun sweep appears as one comparable group in W&B.
+Hydra multirun sweep appears as one comparable group in W&B. Every logger writes
+inside the run dir and logs at the optimizer step, so a resumed run continues the
+same files (CSV rewritten, W&B run continued, TensorBoard folder appended to).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
 from lightning.fabric.loggers.logger import rank_zero_experiment
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
@@ -72,6 +74,8 @@ class ResumableWandbLogger(WandbLogger):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.step_source: StepSource | None = None
+        if self._wandb_init.get("anonymous") is None:  # Lightning always passes it; wandb warns on every run
+            self._wandb_init.pop("anonymous", None)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -85,23 +89,74 @@ class ResumableWandbLogger(WandbLogger):
     def replay(self, rows: Sequence[Mapping[str, str]]) -> int:
         """Log CSV rows (strings) at their own steps; returns how many were sent."""
         sent = 0
-        for row in rows:
-            if row.get("step") in (None, ""):
-                continue
-            step = int(float(row["step"]))
-            metrics = {k: float(v) for k, v in row.items() if k != "step" and v not in (None, "")}
-            if metrics and step >= self.experiment.starting_step:
+        for step, metrics in _csv_rows_as_metrics(rows):
+            if step >= self.experiment.starting_step:
                 self.experiment.log({**metrics, "trainer/global_step": step}, step=step)
                 sent += 1
         return sent
+
+
+class ResumableTensorBoardLogger(TensorBoardLogger):
+    """A TensorBoardLogger that logs at the optimizer step and continues the kept history on resume.
+
+    Its folder is fixed (``<run dir>/tensorboard/``, no ``version_N``), so every attempt of a run appends an
+    event file to the same folder. A killed attempt leaves events logged after its checkpoint (logged
+    again by the resumed run) and may lose the row the checkpoint carries; so a resumed run starts its
+    event file with TensorBoard's restart marker at step 0 (``purge_step=0``: readers drop every earlier
+    event) and logs the CSV's kept history first, each row at its own step. The folder then reads as the
+    one uninterrupted history the CSV holds, in TensorBoard's Python reader (the marker) and in its data
+    server (which drops a series' steps from a re-logged step on).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.step_source: StepSource | None = None
+        self._history: list[dict[str, str]] = []
+
+    def continue_history(self, rows: list[dict[str, str]]) -> None:
+        """Start from these rows; call before anything is logged (they are logged when the writer opens)."""
+        if self._experiment is not None:
+            raise RuntimeError("continue_history must be called before the TensorBoard logger is first used")
+        self._history = rows
+        if rows:
+            self._kwargs["purge_step"] = 0
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is None:
+            writer = super().experiment
+            for step, metrics in _csv_rows_as_metrics(self._history):
+                TensorBoardLogger.log_metrics(self, metrics, step)
+            writer.flush()
+        return self._experiment
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        super().log_metrics(metrics, self.step_source() if self.step_source is not None else step)
+
+
+def _csv_rows_as_metrics(rows: Sequence[Mapping[str, str]]) -> Iterator[tuple[int, dict[str, float]]]:
+    """(step, metrics) of each CSV row (strings) that has a step and at least one value."""
+    for row in rows:
+        if row.get("step") in (None, ""):
+            continue
+        metrics = {k: float(v) for k, v in row.items() if k != "step" and v not in (None, "")}
+        if metrics:
+            yield int(float(row["step"])), metrics
+
+
+_STEPPED_LOGGERS = (ResumableCSVLogger, ResumableWandbLogger, ResumableTensorBoardLogger)
 
 
 def build_loggers(logger_cfg: DictConfig, run_dir: Path, run_name: str, group: str,
                   tags: Sequence[str], is_rank_zero: bool, continuing: bool) -> list[Logger]:
     """Instantiate the configured loggers with this run's directory, name, group, tags and W&B id.
 
-    The stock Lightning CSV and W&B loggers are built as their resumable subclasses (same arguments).
-    ``continuing``: the run resumes a checkpoint, so W&B continues the run dir's W&B run.
+    The stock Lightning CSV, W&B and TensorBoard loggers are built as their resumable subclasses (same
+    arguments). ``continuing``: the run resumes a checkpoint, so W&B continues the run dir's W&B run.
+    TensorBoard writes to ``<run dir>/<name>/`` (``tensorboard`` unless the config names it) with a fixed
+    version (``""`` unless set), so a resumed run appends to the same folder instead of a ``version_1``.
     """
     loggers: list[Logger] = []
     for node in (logger_cfg or {}).values():
@@ -114,6 +169,11 @@ def build_loggers(logger_cfg: DictConfig, run_dir: Path, run_name: str, group: s
                                                 tags=[t[:64] for t in tags]))
         elif target == "lightning.pytorch.loggers.CSVLogger":
             loggers.append(ResumableCSVLogger(**kwargs, save_dir=str(run_dir)))
+        elif target == "lightning.pytorch.loggers.TensorBoardLogger":
+            kwargs.setdefault("name", "tensorboard")
+            if kwargs.get("version") is None:  # Lightning's None means "the next version_N": a new folder per attempt
+                kwargs["version"] = ""
+            loggers.append(ResumableTensorBoardLogger(**kwargs, save_dir=str(run_dir)))
         else:
             loggers.append(instantiate(node))
     return loggers
@@ -122,14 +182,15 @@ def build_loggers(logger_cfg: DictConfig, run_dir: Path, run_name: str, group: s
 def log_at_step(loggers: Sequence[Logger], step_source: StepSource) -> None:
     """Make the resumable loggers log every row at ``step_source()`` (normally the trainer's global step)."""
     for lg in loggers:
-        if isinstance(lg, (ResumableCSVLogger, ResumableWandbLogger)):
+        if isinstance(lg, _STEPPED_LOGGERS):
             lg.step_source = step_source
 
 
 def continue_history(loggers: Sequence[Logger], rows: list[dict[str, str]]) -> None:
-    """A resumed run starts from the kept history: the CSV rewrites it, W&B replays it."""
+    """A resumed run starts from the kept history: the CSV rewrites it, TensorBoard logs it again after a
+    restart marker, W&B replays it (:func:`replay_history`)."""
     for lg in loggers:
-        if isinstance(lg, ResumableCSVLogger):
+        if isinstance(lg, (ResumableCSVLogger, ResumableTensorBoardLogger)):
             lg.continue_history(rows)
 
 
