@@ -7,11 +7,13 @@ transformers), so a bad value fails in about the time Hydra's own errors take: o
 the key, exit status 2 (``HYDRA_FULL_ERROR=1`` shows the traceback instead).
 """
 
+import math
 import os
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
 import infir  # noqa: F401  (cheap: puts the torchvision op guard's import hook in place)
 from infir.config import ConfigError, validate_config
@@ -20,6 +22,19 @@ from infir.hydra_support import register_resolvers
 register_resolvers()
 
 CONFIG_ERROR_EXIT_CODE = 2  # as `python -m infir.eval` set-up errors
+
+
+def _sweepable(metric: float) -> float:
+    """A diverged or metric-less run (NaN) as the worst value for the sweeper's direction: Optuna rejects NaN
+    and would end the whole study on one bad trial."""
+    if not math.isnan(metric):
+        return metric
+    direction = OmegaConf.select(HydraConfig.get(), "sweeper.direction", default="minimize") \
+        if HydraConfig.initialized() else "minimize"
+    maximize = "maximize" in str(direction)
+    print(f"[infir] the optimised metric is NaN; reporting {'-inf' if maximize else 'inf'} to the sweeper",
+          file=sys.stderr)
+    return -math.inf if maximize else math.inf
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -33,7 +48,7 @@ def main(cfg: DictConfig) -> float:
             return 0.0
         from infir.training.train import train
 
-        return train(cfg)
+        return _sweepable(train(cfg))
     except ConfigError as error:  # also those only the data can reveal (e.g. synthetic documents in pre-training)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

@@ -221,6 +221,8 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
             raise ValueError(f"phase.global_batch_size={cfg.phase.global_batch_size} is not divisible by "
                              f"phase.micro_batch_size x world size = {per_rank}")
         trainer.accumulate_grad_batches = cfg.phase.global_batch_size // per_rank
+        if not fast_dev_run:  # Lightning counts val_check_interval in micro-batches; ours is in optimizer steps
+            trainer.val_check_interval = val_interval * trainer.accumulate_grad_batches
         peak, peak_source = peak_flops_per_device(cfg.trainer.get("peak_flops_per_device"), precision,
                                                   cfg.paths.cache_dir)
         flops_per_token = training_flops_per_token(model, cfg.phase.seq_len)
