@@ -12,7 +12,7 @@ import yaml
 from conftest import last_value, read_metrics, run_train
 
 # 20 optimizer steps per trial (validation at 0 and at the end); no HF export: the study only needs val/loss
-STUDY = ["-m", "hparams_search=embedded_lr", "debug=smoke", "model=nano", "data_mix.token_budget=10240",
+STUDY = ["-m", "hparams_search=embedded_lr", "debug=smoke", "model=nano", "data_mix.token_budget=2560",
          "export=false", "hydra.sweeper.n_trials=3"]
 SEARCHED = ("phase.optimizer.lr", "phase.schedule.warmup_ratio", "phase.optimizer.weight_decay")
 

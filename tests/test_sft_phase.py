@@ -19,7 +19,7 @@ from infir.training.phases import TRAINING_STATE_FILE, apply_trainable
 from infir.training.schedules import LRSchedule
 
 CHAIN = ["experiment=embedded_chain", "debug=smoke", "model=nano", "data_mix.token_budget=10240",
-         "chain.phases.2.overrides=['eval.mode=instruct','phase.seq_len=384','phase.epochs=1']"]
+         "chain.phases.2.overrides=['eval.mode=instruct','phase.epochs=1']"]  # SFT: debug=smoke's own seq_len
 
 
 def _conversation(question: str, answer: str) -> list[dict[str, str]]:

@@ -6,9 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
-from conftest import read_metrics, run_train
+from conftest import REPO, read_metrics, run_train
+from infir.hydra_support import register_resolvers
+from infir.training.train import run_group
 from wandb_records import run_record
+
+register_resolvers()
 
 # 6 optimizer steps of 8 x 64 tokens: the sweep machinery is under test, not the model
 TINY = ["debug=smoke", "data_mix.token_budget=3072", "trainer.val_check_interval=3"]
@@ -58,11 +65,21 @@ def test_two_sweeps_of_one_experiment_keep_their_own_folders_groups_and_tags(tmp
     assert first.returncode == 0
 
 
-def test_single_runs_group_by_name_and_debug_mode(tmp_path, shared_cache):
-    run_train([*TINY, "group=my_probe"], tmp_path, shared_cache)
-    run_dir = tmp_path / "embedded_pretrain" / "runs"
-    job = next(run_dir.iterdir())
-    assert _record(job).run_group == "my_probe"
-    run_train([*TINY, "seed=5"], tmp_path, shared_cache)
-    smoke = run_dir / "data_mix.token_budget-3072+debug-smoke+seed-5+trainer.val_check_interval-3"
-    assert _record(smoke).run_group == "embedded_pretrain/debug-smoke"  # not the default runs' group
+def _group(overrides: list[str], mode: RunMode = RunMode.RUN) -> str:
+    """run_group() of a config composed as train.py's Hydra job would be."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    cfg.hydra.mode = mode
+    cfg.hydra.runtime.choices.debug = next((o.split("=")[1] for o in overrides if o.startswith("debug=")), None)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        return run_group(cfg)
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_single_runs_group_by_name_and_debug_mode():
+    assert _group([]) == "embedded_pretrain"
+    assert _group(["debug=smoke"]) == "embedded_pretrain/debug-smoke"  # before: the default runs' group
+    assert _group(["debug=smoke", "group=my_probe"]) == "my_probe"
+    assert _group(["sweep_name=lr_probe"], RunMode.MULTIRUN) == "embedded_pretrain/lr_probe"

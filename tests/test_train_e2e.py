@@ -141,11 +141,11 @@ def test_ddp_two_cpu_processes_match_single_process_with_one_set_of_outputs(tmp_
     common = ["debug=smoke", "model=nano", "data_mix.token_budget=10240", "trainer.val_check_interval=10"]
     single = run_train(common + ["phase.micro_batch_size=8"], tmp_path / "single", shared_cache)
     assert single.returncode == 0
-    run_train(common + ["trainer=ddp", "phase.micro_batch_size=4"], tmp_path / "ddp", shared_cache)
+    run_train(common + ["trainer=ddp", "trainer.devices=2"], tmp_path / "ddp", shared_cache)  # smoke's micro batch 4
     ddp_runs = list((tmp_path / "ddp" / "embedded_pretrain" / "runs").iterdir())
     assert len(ddp_runs) == 1, ddp_runs
     run_dir = ddp_runs[0]
-    assert [p.name for p in run_dir.glob("*.log")] == ["train.log"]
+    assert sorted(p.name for p in run_dir.glob("*.log")) == ["config_tree.log", "train.log"]  # one of each
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
     single_dir = next((tmp_path / "single" / "embedded_pretrain" / "runs").iterdir())
     a = read_metrics(single_dir / "csv" / "metrics.csv")

@@ -26,7 +26,25 @@ log = logging.getLogger(__name__)
 StepSource = Callable[[], int]
 
 
-class ResumableCSVLogger(CSVLogger):
+class _ContinuesKeptHistory:
+    """The part the CSV and TensorBoard loggers share: a step source, and the kept history a resumed run
+    starts from, which must be handed over before the logger's writer first opens."""
+
+    step_source: StepSource | None = None
+    _history: list[dict[str, str]] = []
+    _experiment: Any
+
+    def continue_history(self, rows: list[dict[str, str]]) -> None:
+        """Start from these rows; call before anything is logged (they are written when the writer opens)."""
+        if self._experiment is not None:
+            raise RuntimeError(f"continue_history must be called before the {type(self).__name__} is first used")
+        self._history = rows
+
+    def _log_step(self, step: int | None) -> int | None:
+        return self.step_source() if self.step_source is not None else step
+
+
+class ResumableCSVLogger(_ContinuesKeptHistory, CSVLogger):
     """A CSVLogger that continues ``metrics.csv`` on resume and writes every row at the optimizer step.
 
     Lightning's writer deletes an existing ``metrics.csv`` when it starts; the history a resumed run
@@ -34,17 +52,6 @@ class ResumableCSVLogger(CSVLogger):
     logs at its batch counter, one behind the optimizer step inside an epoch; rows are logged at
     ``step_source()`` (the trainer's ``global_step``) so they line up with checkpoint names and eval dirs.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.step_source: StepSource | None = None
-        self._history: list[dict[str, str]] = []
-
-    def continue_history(self, rows: list[dict[str, str]]) -> None:
-        """Start from these rows; call before anything is logged (the file is rewritten on first use)."""
-        if self._experiment is not None:
-            raise RuntimeError("continue_history must be called before the CSV logger is first used")
-        self._history = rows
 
     @property
     @rank_zero_experiment
@@ -58,7 +65,7 @@ class ResumableCSVLogger(CSVLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        super().log_metrics(metrics, self.step_source() if self.step_source is not None else step)
+        super().log_metrics(metrics, self._log_step(step))
 
 
 class ResumableWandbLogger(WandbLogger):
@@ -96,7 +103,7 @@ class ResumableWandbLogger(WandbLogger):
         return sent
 
 
-class ResumableTensorBoardLogger(TensorBoardLogger):
+class ResumableTensorBoardLogger(_ContinuesKeptHistory, TensorBoardLogger):
     """A TensorBoardLogger that logs at the optimizer step and continues the kept history on resume.
 
     Its folder is fixed (``<run dir>/tensorboard/``, no ``version_N``), so every attempt of a run appends an
@@ -108,16 +115,8 @@ class ResumableTensorBoardLogger(TensorBoardLogger):
     server (which drops a series' steps from a re-logged step on).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.step_source: StepSource | None = None
-        self._history: list[dict[str, str]] = []
-
     def continue_history(self, rows: list[dict[str, str]]) -> None:
-        """Start from these rows; call before anything is logged (they are logged when the writer opens)."""
-        if self._experiment is not None:
-            raise RuntimeError("continue_history must be called before the TensorBoard logger is first used")
-        self._history = rows
+        super().continue_history(rows)
         if rows:
             self._kwargs["purge_step"] = 0
 
@@ -133,7 +132,7 @@ class ResumableTensorBoardLogger(TensorBoardLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        super().log_metrics(metrics, self.step_source() if self.step_source is not None else step)
+        super().log_metrics(metrics, self._log_step(step))
 
 
 def _csv_rows_as_metrics(rows: Sequence[Mapping[str, str]]) -> Iterator[tuple[int, dict[str, float]]]:
