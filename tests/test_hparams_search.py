@@ -11,7 +11,7 @@ import yaml
 
 from conftest import last_value, read_metrics, run_train
 
-# 20 optimizer steps per trial (validation at 0 and at the end); no HF export: the study only needs val/loss
+# 5 optimizer steps per trial (validation at 0 and at the end); no HF export: the study only needs val/loss
 STUDY = ["-m", "hparams_search=embedded_lr", "debug=smoke", "model=nano", "data_mix.token_budget=2560",
          "export=false", "hydra.sweeper.n_trials=3"]
 SEARCHED = ("phase.optimizer.lr", "phase.schedule.warmup_ratio", "phase.optimizer.weight_decay")
@@ -45,7 +45,7 @@ def test_study_reports_the_best_trial_and_a_rerun_reuses_the_finished_trials(tmp
     assert len(trials) == 3 and all(set(values) == set(SEARCHED) for values in trials.values())
     assert len({values["phase.optimizer.lr"] for values in trials.values()}) == 3  # three different samples
     final = {run_dir: last_value(read_metrics(run_dir / "csv" / "metrics.csv"), "val/loss") for run_dir in trials}
-    assert {step for step, _ in final.values()} == {20}
+    assert {step for step, _ in final.values()} == {5}
     best_dir = min(final, key=lambda d: final[d][1])
     assert _best_value(log) == final[best_dir][1]
 

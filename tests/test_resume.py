@@ -144,7 +144,7 @@ def test_csv_logger_continues_the_kept_history_instead_of_deleting_it(tmp_path) 
     rows = read_metrics(metrics)
     assert [(r["step"], r["train/loss"], r["val/loss"]) for r in rows] == [
         ("0", "", "7.0"), ("20", "6.0", ""), ("40", "5.5", ""), ("40", "", "5.9")]
-    with pytest.raises(RuntimeError, match="before the CSV logger is first used"):
+    with pytest.raises(RuntimeError, match="before the ResumableCSVLogger is first used"):
         logger.continue_history(kept)
 
 
