@@ -8,14 +8,10 @@ no code reads is a typo, not a setting: ``model.hidden_sise: 320`` used to train
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import infir
 from infir.config import targets
 from infir.config.errors import ConfigError
 from infir.config.provenance import where_set
@@ -48,26 +44,13 @@ PHASE = Keys("the phase keys are", {
 })
 
 
-@lru_cache(maxsize=1)
-def sft_builder_of_source() -> dict[str, str]:
-    """data_mix source name -> embedded SFT builder, read from infir/data/sft_datamodule.py's
-    ``_BUILDER_OF_SOURCE`` without importing that module (it imports torch and Lightning)."""
-    path = Path(infir.__file__).resolve().parent / "data" / "sft_datamodule.py"
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        targets_ = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
-            else []
-        if any(isinstance(t, ast.Name) and t.id == "_BUILDER_OF_SOURCE" for t in targets_) and node.value is not None:
-            return dict(ast.literal_eval(node.value))
-    raise RuntimeError(f"{path}: no _BUILDER_OF_SOURCE mapping (the SFT source names) to check data_mix.sources by")
-
-
 def _sft_sources() -> dict[str, Spec]:
     """Each SFT source takes its builder's parameters (infir/data/sources/sft_embedded.py) but ``split``,
     which the data module passes; ``_`` keys are dropped by it."""
-    from infir.data.sources.sft_embedded import BUILDERS
+    from infir.data.sources.sft_embedded import BUILDER_OF_MIX_SOURCE, BUILDERS
 
     specs: dict[str, Spec] = {}
-    for name, builder in sft_builder_of_source().items():
+    for name, builder in BUILDER_OF_MIX_SOURCE.items():
         accepted = targets.parameters(BUILDERS[builder])
         specs[name] = ANY if accepted is None else Keys(
             f"the SFT source {name} ({BUILDERS[builder].__name__}) takes", _any(*sorted(accepted - {"split"})),

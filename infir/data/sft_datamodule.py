@@ -21,23 +21,21 @@ from transformers import PreTrainedTokenizerBase
 from infir.data.documents import TRAIN, VALIDATION
 from infir.data.sft import SFTEpochs, collate, encode_conversations, pack
 from infir.data.sources.select import keep_by_hash
-from infir.data.sources.sft_embedded import sft_conversations
+from infir.data.sources.sft_embedded import BUILDER_OF_MIX_SOURCE, sft_conversations
 from infir.eval.records import read_rows
 
 log = logging.getLogger(__name__)
 
-# data_mix source names shared with pre-training (so debug=smoke shrinks both) -> SFT builders
-_BUILDER_OF_SOURCE = {"procedural": "procedural", "champ": "champ", "stdlib": "code"}
 
 
 def conversations(mix_cfg: Mapping[str, Any], split: str) -> list[dict[str, Any]]:
     """Embedded conversations of ``split`` plus the mix's conversation files of that split."""
     sources = {}
     for name, params in (mix_cfg.get("sources") or {}).items():
-        if name not in _BUILDER_OF_SOURCE:
-            raise ValueError(f"data_mix.sources.{name}: no SFT conversation builder; known: {sorted(_BUILDER_OF_SOURCE)}")
+        if name not in BUILDER_OF_MIX_SOURCE:
+            raise ValueError(f"data_mix.sources.{name}: no SFT conversation builder; known: {sorted(BUILDER_OF_MIX_SOURCE)}")
         if params is not None:
-            sources[_BUILDER_OF_SOURCE[name]] = {k: v for k, v in dict(params).items() if not k.startswith("_")}
+            sources[BUILDER_OF_MIX_SOURCE[name]] = {k: v for k, v in dict(params).items() if not k.startswith("_")}
     records = sft_conversations(split, sources) if sources else []
     for entry in mix_cfg.get("files") or []:
         if entry.get("split", TRAIN) == split:

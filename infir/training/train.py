@@ -46,7 +46,6 @@ from infir.training.throughput import ThroughputMonitor, peak_flops_per_device
 
 log = logging.getLogger(__name__)
 
-_NON_TRAINER_KEYS = TRAINER_OWN_KEYS  # trainer.* keys that are ours, not Lightning Trainer arguments
 
 
 def _quiet_non_zero_ranks() -> None:
@@ -191,7 +190,7 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     apply_trainable(model, list(cfg.phase.get("trainable") or ["*"]))
     module = CausalLMModule(model, {**cfg.phase.optimizer, "lr": lr}, schedule, datamodule.domains, tokens_per_step)
 
-    trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k not in _NON_TRAINER_KEYS}
+    trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k not in TRAINER_OWN_KEYS}  # ours, not Trainer args
     precision = resolve_precision(trainer_kwargs.pop("precision"), str(trainer_kwargs.get("accelerator", "auto")))
     is_rank_zero = local_rank() == 0
     loggers = [] if fast_dev_run else \

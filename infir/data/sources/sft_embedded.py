@@ -142,6 +142,8 @@ def code_conversations(split: str = TRAIN, max_items: int = 2000, max_chars: int
 
 
 BUILDERS = {"procedural": procedural_conversations, "champ": champ_conversations, "code": code_conversations}
+# data_mix source names (shared with pre-training, so debug=smoke and the same overrides shrink both) -> builders
+BUILDER_OF_MIX_SOURCE = {"procedural": "procedural", "champ": "champ", "stdlib": "code"}
 
 
 def sft_conversations(split: str = TRAIN, sources: Mapping[str, Mapping[str, Any] | None] | None = None
