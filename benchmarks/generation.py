@@ -52,9 +52,9 @@ import infir  # noqa: E402,F401  (torchvision op guard)
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from infir.eval.generation import GenerationConfig, decode_text, encode_with_prefix, generate  # noqa: E402
+from infir.eval.generation import GenerationConfig, generate  # noqa: E402
 from infir.models.causal_lm import build_causal_lm, count_parameters  # noqa: E402
-from infir.models.tokenizer import load_tokenizer, train_bpe  # noqa: E402
+from infir.models.tokenizer import decode_text, encode_with_prefix, load_tokenizer, train_bpe  # noqa: E402
 
 
 def stdlib_sources() -> list[str]:

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from infir.eval.generation import GenerationConfig, decode_text, generate
+from infir.eval.generation import GenerationConfig, generate
 from infir.eval.suite import EvalSuite
-from infir.models.tokenizer import load_tokenizer, train_bpe
+from infir.models.tokenizer import decode_text, load_tokenizer, train_bpe
 
 CORPUS = ["Question: Tom has 3 apples and buys 4 more. How many apples?\nAnswer: 3 + 4 = 7.\n#### 7\n",
           "The quick brown fox jumps over the lazy dog. 12 + 30 = 42.\n"] * 30

@@ -12,7 +12,7 @@ import pytest
 
 from infir.eval.embedded import procedural, procedural_choice
 from infir.eval.passk import mean_pass_at_k, pass_at_k
-from infir.eval.records import read_rows, validate_rows
+from infir.records import read_rows, validate_rows
 from infir.eval.suite import EvalSuite, build_task, write_results
 from infir.eval.tasks import INSTRUCT, TASKS, ScoringContext
 from infir.eval.tasks.code import HumanEval, code_from_reply

@@ -11,10 +11,9 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from infir.eval.generation import (GenerationConfig, _Detokenizer, decode_text, encode_with_prefix, generate,
-                                   prefix_token_id)
+from infir.eval.generation import GenerationConfig, _Detokenizer, generate
 from infir.eval.likelihood import continuation_logprobs, document_nll
-from infir.models.tokenizer import load_tokenizer, train_bpe
+from infir.models.tokenizer import decode_text, encode_with_prefix, load_tokenizer, prefix_token_id, train_bpe
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins with a single step.",

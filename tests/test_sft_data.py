@@ -15,9 +15,8 @@ from infir.data.sft import (IGNORE_INDEX, PAD_SEGMENT, ConversationTooLong, SFTE
                             encode_conversation, encode_conversations, flatten_for_varlen, normalise_conversation,
                             pack)
 from infir.data.sources import sft_embedded
-from infir.eval.generation import prefix_token_id
 from infir.models.chat_template import ASSISTANT_HEADER, CHAT_TEMPLATE, ensure_chat_template
-from infir.models.tokenizer import load_tokenizer, train_bpe
+from infir.models.tokenizer import load_tokenizer, prefix_token_id, train_bpe
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. You are a helpful assistant. Think step by step.",
@@ -276,14 +275,15 @@ def synthetic_samples(n: int) -> list:
 
 
 def epoch_samples(data: SFTEpochs, epoch: int) -> list[int]:
-    return [i for index in range(len(data)) for p in data.batch_packs(epoch, index) for i in p.samples]
+    return [i for index in range(data.steps_per_epoch) for p in data.batch_packs(epoch, index) for i in p.samples]
 
 
 def test_epochs_are_seeded_shuffles_that_cover_every_sample_once():
     samples = synthetic_samples(200)
     data = SFTEpochs(samples, seq_len=64, seed=3, batch_size=4, epochs=3)
     again = SFTEpochs(samples, seq_len=64, seed=3, batch_size=4, epochs=3)
-    assert len(data) == -(-len(data.packs) // 4) and data.total_steps() == 3 * len(data)
+    assert data.steps_per_epoch == -(-len(data.packs) // 4) and data.total_steps() == 3 * data.steps_per_epoch
+    assert len(data) == data.total_steps()  # Lightning's one epoch is the whole run, not our first epoch
     orders = [epoch_samples(data, e) for e in range(3)]
     for e, order in enumerate(orders):
         assert sorted(order) == list(range(len(samples)))  # every sample exactly once per epoch
@@ -294,7 +294,7 @@ def test_epochs_are_seeded_shuffles_that_cover_every_sample_once():
     # Iteration walks (epoch, index) in order and resumes at any step with the exact next batch.
     batches = list(data)
     assert len(batches) == data.total_steps()
-    step = len(data) + 2
+    step = data.steps_per_epoch + 2
     resumed = SFTEpochs(samples, seq_len=64, seed=3, batch_size=4, epochs=3)
     resumed.resume(*resumed.position(step))
     assert resumed.position(step) == (1, 2)
@@ -306,7 +306,7 @@ def test_epochs_are_seeded_shuffles_that_cover_every_sample_once():
     # Two ranks split each epoch's batches without overlap.
     ranks = [SFTEpochs(samples, seq_len=64, seed=3, batch_size=4, rank=r, world_size=2) for r in (0, 1)]
     seen = [epoch_samples(r, 0) for r in ranks]
-    assert not set(seen[0]) & set(seen[1]) and len(ranks[0]) == len(data) // 2
+    assert not set(seen[0]) & set(seen[1]) and ranks[0].steps_per_epoch == data.steps_per_epoch // 2
 
 
 # --------------------------------------------------------------------------- (f) embedded data

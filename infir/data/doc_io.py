@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import stat
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -28,6 +27,7 @@ from typing import Any
 
 from infir.atomic_files import atomic_write_bytes
 from infir.data.documents import Document
+from infir.records.lines import json_lines, open_lines
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,6 @@ CODE_EXTENSIONS = {".py": "python", ".js": "javascript", ".ts": "typescript", ".
                    ".scala": "scala", ".sh": "shell", ".sql": "sql", ".r": "r", ".jl": "julia", ".lua": "lua"}
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".ndjson.gz")
 FORMATS = ("auto", "jsonl", "json", "parquet", "hf_dataset", "folder", "files")
-# What a damaged gzip stream raises: truncated (EOFError), not gzip at all or bad CRC (BadGzipFile), bad deflate data.
-_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 class InputError(ValueError):
@@ -173,29 +171,6 @@ def _record_to_document(record: Any, spec: InputSpec, where: str, default_id: st
                     domain=str(record.get("domain") or spec.domain), metadata=meta)
 
 
-def _json_lines(lines: Iterable[bytes], path: Path, rejections: Rejections) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value) of each non-blank line; undecodable lines are counted. A damaged gzip
-    stream ends the file: the lines before it are kept, the unreadable rest is counted once."""
-    lineno = 0
-    try:
-        for lineno, line in enumerate(lines, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                decoded = line.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a BOM may open the file
-            except UnicodeDecodeError as err:
-                rejections.add("invalid_utf8", where, str(err))
-                continue
-            if not decoded.strip():
-                continue
-            try:
-                yield lineno, json.loads(decoded)
-            except json.JSONDecodeError as err:
-                rejections.add("invalid_json", where, str(err))
-    except _GZIP_ERRORS as err:
-        rejections.add("corrupt_gzip", f"{path}:{lineno + 1}",
-                       f"compressed data unreadable from line {lineno + 1} on, earlier records kept ({err})")
-
-
 def _documents(records: Iterable[tuple[int, Any]], path: Path, spec: InputSpec, name: str, sep: str,
                rejections: Rejections) -> Iterator[Document]:
     for index, record in records:
@@ -205,9 +180,8 @@ def _documents(records: Iterable[tuple[int, Any]], path: Path, spec: InputSpec, 
 
 
 def _read_jsonl(path: Path, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
-    gzipped = path.name.lower().endswith(".gz")
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as raw:
-        yield from _documents(_json_lines(raw, path, rejections), path, spec, name, ":", rejections)
+    with open_lines(path) as raw:
+        yield from _documents(json_lines(raw, path, rejections.add), path, spec, name, ":", rejections)
 
 
 def _read_json(path: Path, spec: InputSpec, rejections: Rejections, name: str) -> Iterator[Document]:
@@ -227,7 +201,7 @@ def _read_json(path: Path, spec: InputSpec, rejections: Rejections, name: str) -
             rejections.add("invalid_json", f"{path}:{err.lineno}", str(err))
             return
         lines = io.BytesIO(text.encode("utf-8"))
-        yield from _documents(_json_lines(lines, path, rejections), path, spec, name, ":", rejections)
+        yield from _documents(json_lines(lines, path, rejections.add), path, spec, name, ":", rejections)
         return
     records = value if isinstance(value, list) else [value]
     yield from _documents(enumerate(records, start=1), path, spec, name, "#", rejections)

@@ -47,16 +47,15 @@ from __future__ import annotations
 
 import bisect
 import logging
-import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 from transformers import PreTrainedTokenizerBase
 
-from infir.eval.generation import prefix_token_id
+from infir.data.iteration import ShuffledEpochs
+from infir.models.tokenizer import prefix_token_id
 
 log = logging.getLogger(__name__)
 
@@ -320,73 +319,24 @@ def flatten_for_varlen(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
 
 # ------------------------------------------------------------------------------------------ epochs
 
-class SFTEpochs(IterableDataset):
+class SFTEpochs(ShuffledEpochs):
     """Packed batches, epoch after epoch, each epoch in its own (seed, epoch)-seeded pack order.
 
-    The position is ``(epoch, index)`` with ``step = epoch * len(self) + index``; a resumed run calls
-    ``resume(*position(global_step))`` and continues with the exact next batch.
-    With ``world_size`` > 1 rank ``r`` takes global batches ``r, r + W, ...``; the last ``n % W`` global
-    batches of an epoch are left out so every rank runs the same number of steps. Use it with
-    ``DataLoader(dataset, batch_size=None, num_workers=0 or 1)``: it yields ready batches.
+    The samples are packed once (:func:`pack`); :class:`~infir.data.iteration.ShuffledEpochs` does the
+    ordering, rank split and exact resume. Use it with ``DataLoader(dataset, batch_size=None,
+    num_workers=0 or 1)``: it yields ready batches.
     """
 
     def __init__(self, samples: Sequence[Sample], seq_len: int, seed: int, batch_size: int = 1, epochs: int = 1,
                  pad_id: int = 0, rank: int = 0, world_size: int = 1, mask_dtype: torch.dtype | None = None) -> None:
-        if batch_size < 1 or epochs < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"SFTEpochs: need batch_size >= 1, epochs >= 1, 0 <= rank < world_size; got "
-                             f"{batch_size}, {epochs}, {rank}, {world_size}")
         self.packs = pack(samples, seq_len, pad_id)
-        self.seq_len, self.seed, self.batch_size, self.epochs = seq_len, seed, batch_size, epochs
-        self.rank, self.world_size, self.mask_dtype = rank, world_size, mask_dtype
-        self.global_batches = -(-len(self.packs) // batch_size)
-        if self.global_batches < world_size:
-            raise ValueError(f"SFTEpochs: {self.global_batches} batches per epoch cannot feed {world_size} ranks")
-        self.start_step = 0
+        self.seq_len, self.mask_dtype = seq_len, mask_dtype
+        super().__init__(self.packs, self._collate, seed, batch_size=batch_size, epochs=epochs, rank=rank,
+                         world_size=world_size, namespace="sft-epochs")
 
-    def __len__(self) -> int:
-        """Steps (batches on this rank) per epoch."""
-        return self.global_batches // self.world_size
-
-    def total_steps(self, epochs: int | None = None) -> int:
-        """``max_steps`` for ``epochs`` (default: the configured number)."""
-        return len(self) * (self.epochs if epochs is None else epochs)
-
-    def order(self, epoch: int) -> list[int]:
-        """The pack order of ``epoch``: a permutation that depends only on (seed, epoch)."""
-        permutation = list(range(len(self.packs)))
-        random.Random(f"sft-epochs:{self.seed}:{epoch}").shuffle(permutation)
-        return permutation
+    def _collate(self, packs: list[PackedSequence]) -> dict[str, torch.Tensor]:
+        return collate(packs, self.mask_dtype)
 
     def batch_packs(self, epoch: int, index: int) -> list[PackedSequence]:
         """The packs of step ``index`` of ``epoch`` on this rank."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"step {index} out of range: {len(self)} steps per epoch")
-        start = (index * self.world_size + self.rank) * self.batch_size
-        return [self.packs[i] for i in self.order(epoch)[start : start + self.batch_size]]
-
-    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
-        return collate(self.batch_packs(epoch, index), self.mask_dtype)
-
-    def position(self, step: int) -> tuple[int, int]:
-        """``(epoch, index)`` of global step ``step``."""
-        return divmod(step, len(self))
-
-    def resume(self, epoch: int, index: int = 0) -> None:
-        """Start the next iteration at step ``index`` of ``epoch``: a resumed run passes
-        ``position(global_step)``. The trainer's step count is the position of record: Lightning fetches a
-        batch ahead, so the dataset does not count consumed batches itself.
-        """
-        if epoch < 0 or not 0 <= index < len(self):
-            raise ValueError(f"SFTEpochs.resume: position ({epoch}, {index}) outside {len(self)} steps per epoch")
-        self.start_step = epoch * len(self) + index
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        worker = get_worker_info()
-        if worker is not None and worker.num_workers > 1:
-            raise ValueError("SFTEpochs yields whole batches in order; use num_workers <= 1")
-        for step in range(self.start_step, self.total_steps()):
-            epoch, index = self.position(step)
-            if index == 0 or step == self.start_step:
-                order = self.order(epoch)
-            start = (index * self.world_size + self.rank) * self.batch_size
-            yield collate([self.packs[i] for i in order[start : start + self.batch_size]], self.mask_dtype)
+        return self.batch_items(epoch, index)

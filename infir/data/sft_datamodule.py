@@ -22,7 +22,7 @@ from infir.data.documents import TRAIN, VALIDATION
 from infir.data.sft import SFTEpochs, collate, encode_conversations, pack
 from infir.data.sources.select import keep_by_hash
 from infir.data.sources.sft_embedded import BUILDER_OF_MIX_SOURCE, sft_conversations
-from infir.eval.records import read_rows
+from infir.records import read_rows
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,50 @@ def conversations(mix_cfg: Mapping[str, Any], split: str) -> list[dict[str, Any]
     return records
 
 
-class SFTDataModule(L.LightningDataModule):
-    """Packed, assistant-masked SFT batches; validation per source (the ``domains`` of the run)."""
+class EpochsDataModule(L.LightningDataModule):
+    """Batch geometry and the resume contract shared by the SFT and vision-language data modules: the
+    position of record is the trainer's optimizer step; the checkpoint also pins what would change the
+    batch sequence (seed, seq_len, global batch), so a resume under a different one fails naming it."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, train_records: Sequence[Mapping[str, Any]],
-                 val_records: Sequence[Mapping[str, Any]], seq_len: int, micro_batch_size: int,
-                 global_batch_size: int, epochs: int, seed: int, val_per_source: int = 64) -> None:
+    def __init__(self, seq_len: int, micro_batch_size: int, global_batch_size: int, epochs: int, seed: int) -> None:
         super().__init__()
         if global_batch_size % micro_batch_size:
             raise ValueError(f"phase.global_batch_size={global_batch_size} is not a multiple of "
                              f"phase.micro_batch_size={micro_batch_size}")
         self.seq_len, self.micro_batch_size, self.global_batch_size = seq_len, micro_batch_size, global_batch_size
-        self.epochs, self.seed, self.pad_id = epochs, seed, tokenizer.pad_token_id or 0
+        self.epochs, self.seed = epochs, seed
+        self.accumulate = global_batch_size // micro_batch_size
+        self.steps_consumed = 0
+
+    def _set_max_steps(self, micro_steps: int, what: str) -> None:
+        self.max_steps = micro_steps // self.accumulate
+        if self.max_steps < 1:
+            raise ValueError(f"{what}: {micro_steps} micro-batches cannot make one optimizer step of {self.accumulate}")
+
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        steps = self.trainer.global_step if self.trainer else self.steps_consumed
+        return {"optimizer_steps": int(steps), "seed": self.seed, "seq_len": self.seq_len,
+                "global_batch_size": self.global_batch_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in {"seed": self.seed, "seq_len": self.seq_len, "global_batch_size": self.global_batch_size}.items():
+            if state.get(key, value) != value:
+                raise ValueError(f"resume: checkpoint was made with {key}={state[key]}, config now says {value}")
+        self.steps_consumed = int(state["optimizer_steps"])
+
+
+class SFTDataModule(EpochsDataModule):
+    """Packed, assistant-masked SFT batches; validation per source (the ``domains`` of the run)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, train_records: Sequence[Mapping[str, Any]],
+                 val_records: Sequence[Mapping[str, Any]], seq_len: int, micro_batch_size: int,
+                 global_batch_size: int, epochs: int, seed: int, val_per_source: int = 64) -> None:
+        super().__init__(seq_len, micro_batch_size, global_batch_size, epochs, seed)
+        self.pad_id = tokenizer.pad_token_id or 0
         self.train = encode_conversations(tokenizer, train_records, seq_len, source="sft train")
         if not self.train.samples:
             raise ValueError("SFT: no usable training conversation (see the skip counts above)")
@@ -72,14 +104,9 @@ class SFTDataModule(L.LightningDataModule):
         self.domains = sorted(by_source)
         self.val_samples = {s: encode_conversations(tokenizer, by_source[s][:val_per_source], seq_len,
                                                     source=f"sft validation/{s}").samples for s in self.domains}
-        self.accumulate = global_batch_size // micro_batch_size
         probe = SFTEpochs(self.train.samples, seq_len, seed, batch_size=micro_batch_size, epochs=epochs,
                           pad_id=self.pad_id)
-        self.max_steps = probe.total_steps() // self.accumulate
-        if self.max_steps < 1:
-            raise ValueError(f"SFT: {probe.total_steps()} micro-batches cannot make one optimizer step of "
-                             f"{self.accumulate}")
-        self.steps_consumed = 0
+        self._set_max_steps(probe.total_steps(), "SFT")
 
     def describe(self) -> dict[str, Any]:
         return {"conversations": len(self.train.samples), "skipped": self.train.skipped,
@@ -88,8 +115,7 @@ class SFTDataModule(L.LightningDataModule):
                 "validation": {s: len(v) for s, v in self.val_samples.items()}}
 
     def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        rank, world = self._ranks()
         dataset = SFTEpochs(self.train.samples, self.seq_len, self.seed, batch_size=self.micro_batch_size,
                             epochs=self.epochs, pad_id=self.pad_id, rank=rank, world_size=world)
         dataset.resume(*dataset.position(self.steps_consumed * self.accumulate))
@@ -104,17 +130,6 @@ class SFTDataModule(L.LightningDataModule):
                 batch["domain"] = torch.full((batch["input_ids"].shape[0],), index, dtype=torch.long)
                 batches.append(batch)
         return DataLoader(batches, batch_size=None)
-
-    def state_dict(self) -> dict[str, Any]:
-        steps = self.trainer.global_step if self.trainer else self.steps_consumed
-        return {"optimizer_steps": int(steps), "seed": self.seed, "seq_len": self.seq_len,
-                "global_batch_size": self.global_batch_size}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in {"seed": self.seed, "seq_len": self.seq_len, "global_batch_size": self.global_batch_size}.items():
-            if state.get(key, value) != value:
-                raise ValueError(f"resume: checkpoint was made with {key}={state[key]}, config now says {value}")
-        self.steps_consumed = int(state["optimizer_steps"])
 
 
 def build_sft_datamodule(mix_cfg: Mapping[str, Any], phase_cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase,

@@ -12,9 +12,9 @@ HF's batched ``generate`` keeps finished rows in the batch until the last one is
 * stop strings are matched on incrementally decoded text, so one spanning a token boundary is
   found as soon as it is complete.
 
-Every sequence starts with :func:`prefix_token_id` (BOS where the tokenizer adds it itself, else EOS, our
-document separator); prompt text is otherwise encoded without special tokens, so a tokenizer that adds BOS by
-itself (Llama-3) does not get two. Assumes a full-attention decoder (the Llama family).
+Every sequence starts with :func:`infir.models.tokenizer.prefix_token_id` (BOS where the tokenizer adds it
+itself, else EOS, our document separator); prompt text is otherwise encoded without special tokens, so a
+tokenizer that adds BOS by itself (Llama-3) does not get two. Assumes a full-attention decoder (the Llama family).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache, PreTrainedTokenizerBase
 from transformers.cache_utils import Cache, DynamicLayer
+
+from infir.models.tokenizer import decode_text, encode_with_prefix, prefix_token_id
 
 log = logging.getLogger(__name__)
 
@@ -65,33 +67,6 @@ class GenerationConfig:
             raise ValueError(f"max_prompt_tokens must be >= 2 (prefix token + 1), got {self.max_prompt_tokens}")
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ValueError(f"stop must hold non-empty strings, got {self.stop!r}")
-
-
-def prefix_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    """The token every evaluated sequence starts with, matching how the model saw documents begin.
-
-    BOS when the tokenizer adds it by itself (Llama-3: Meta's models were trained with it); otherwise
-    EOS, because our pre-training packs documents as ``text EOS text EOS``, so EOS is what precedes
-    every document the model has seen.
-    """
-    bos = tokenizer.bos_token_id
-    if bos is not None and tokenizer("a")["input_ids"][:1] == [bos]:
-        return bos
-    return tokenizer.eos_token_id
-
-
-def encode_with_prefix(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
-    """``[prefix] + tokens(text)`` per text, encoded in one batched call."""
-    if not texts:
-        return []
-    prefix = prefix_token_id(tokenizer)
-    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    return [[prefix, *ids] for ids in encoded]
-
-
-def decode_text(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int]) -> str:
-    """Model text as written: special tokens dropped, no tokenization-space clean-up (it would alter code)."""
-    return tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
 class _Detokenizer:

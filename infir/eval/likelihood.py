@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from infir.eval.generation import prefix_token_id
+from infir.models.tokenizer import prefix_token_id
 
 _HEAD_CHUNK = 1024  # scored positions per output-head matmul: bounds the float32 logits to chunk x vocab
 

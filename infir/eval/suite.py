@@ -20,11 +20,12 @@ from transformers import PreTrainedTokenizerBase
 
 from infir.eval.checks import check_eval_config, check_task_config
 from infir.eval.embedded import load_embedded
-from infir.eval.generation import GenerationConfig, generate, prefix_token_id
+from infir.eval.generation import GenerationConfig, generate
 from infir.eval.likelihood import continuation_logprobs
-from infir.eval.records import read_rows, validate_rows
 from infir.eval.tasks import BASE, INSTRUCT, LOGLIK, TASKS, ScoringContext, Task
 from infir.eval.tasks.base import DEFAULT_FEWSHOT_SEED
+from infir.models.tokenizer import prefix_token_id
+from infir.records import read_rows, validate_rows
 from infir.sandbox import Sandbox, SandboxLimits
 
 log = logging.getLogger(__name__)

@@ -4,13 +4,16 @@ Byte-level BPE never produces unknown tokens, so code, maths and any language
 round-trip exactly; training it on the run's own corpus keeps the embedded
 default small (a few thousand tokens) while full-scale runs point
 ``tokenizer.path`` at a local copy of the Llama-3.2 tokenizer.
+
+Also the sequence-start policy (:func:`prefix_token_id`) and the text encode/decode helpers that
+training data (SFT) and evaluation must share, so both layers use the same first token.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +92,30 @@ def token_byte_lengths(tokenizer: PreTrainedTokenizerBase, size: int) -> np.ndar
             continue
         lengths[token_id] = len(token) if byte_level else len(tokenizer.decode([token_id]).encode("utf-8"))
     return lengths
+
+
+def prefix_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token every SFT and evaluated sequence starts with, matching how the model saw documents begin.
+
+    BOS when the tokenizer adds it by itself (Llama-3: Meta's models were trained with it); otherwise
+    EOS, because our pre-training packs documents as ``text EOS text EOS``, so EOS is what precedes
+    every document the model has seen.
+    """
+    bos = tokenizer.bos_token_id
+    if bos is not None and tokenizer("a")["input_ids"][:1] == [bos]:
+        return bos
+    return tokenizer.eos_token_id
+
+
+def encode_with_prefix(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
+    """``[prefix] + tokens(text)`` per text, encoded in one batched call."""
+    if not texts:
+        return []
+    prefix = prefix_token_id(tokenizer)
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    return [[prefix, *ids] for ids in encoded]
+
+
+def decode_text(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int]) -> str:
+    """Model text as written: special tokens dropped, no tokenization-space clean-up (it would alter code)."""
+    return tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)

@@ -2,17 +2,22 @@
 
 Each task names the fields it needs; a record missing one is skipped, counted and logged (the
 first few are shown), and a source with no usable record fails naming the path and the field.
+A JSON line that cannot be read (not UTF-8, not JSON, or lost to a damaged gzip stream) comes back
+as one invalid row, ``{"__invalid__": "<reason>: <file>:<line>: <detail>"}``, which
+:func:`validate_rows` counts under ``<reason>``; the rows before gzip damage are kept.
+Used by evaluation (benchmarks) and by SFT data (conversation files), so it sits below both.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from infir.records.lines import json_lines, open_lines
 
 log = logging.getLogger(__name__)
 _SAMPLES_LOGGED = 3
@@ -27,15 +32,14 @@ class LoadedRecords:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    rows.append({"__invalid__": f"{path}:{number}: not JSON ({exc.msg})"})
+    rows: list[dict[str, Any]] = []
+
+    def invalid(reason: str, where: str, detail: str) -> None:
+        rows.append({"__invalid__": f"{reason}: {where}: {detail}"})
+
+    with open_lines(path) as raw:
+        for _, value in json_lines(raw, path, invalid):  # invalid rows land in file order
+            rows.append(value)
     return rows
 
 
@@ -83,7 +87,7 @@ def read_rows(path: str | Path, split: str | None = None) -> list[dict[str, Any]
     if path.suffix == ".parquet":
         return _read_parquet([path])
     if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM may open it
         if isinstance(data, Mapping):
             if split is None or split not in data:
                 raise ValueError(f"{path}: a JSON object of splits; choose `split=` from {sorted(data)}")
