@@ -49,13 +49,13 @@ def check_values(cfg: DictConfig) -> None:
     precision = cfg.trainer.get("precision", "auto")
     if str(precision) not in PRECISIONS:
         raise ConfigError(f"trainer.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if cfg.data_mix.get("kind") == "sft":
+    kind = cfg.data_mix.get("kind")
+    if kind in ("sft", "vl"):
         if not isinstance(cfg.phase.get("epochs"), int) or cfg.phase.epochs < 1:
-            raise ConfigError(f"phase.epochs must be a positive integer for SFT, got {cfg.phase.get('epochs')!r}")
+            raise ConfigError(f"phase.epochs must be a positive integer for {kind} data, got {cfg.phase.get('epochs')!r}")
     else:
         _check_token_mix(cfg)
-    if cfg.modality.name != "text":
-        raise ConfigError(f"modality={cfg.modality.name}: only the text modality is implemented so far")
+    _check_modality(cfg)
     _check_run_labels(cfg)
     _check_paths(cfg)
     _check_chain(cfg)
@@ -186,17 +186,20 @@ def _check_paths(cfg: DictConfig) -> None:
 def check_eval_tasks(cfg: DictConfig) -> None:
     """The eval app's own task check (infir/eval/checks.py) on the enabled tasks: each needs a source.
     Apart from the other value checks because it imports the eval package (numpy)."""
-    from infir.eval.checks import check_task_config, enabled_tasks
+    from infir.eval.checks import check_task_config, check_vl_eval_config, enabled_tasks
 
     try:
         eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True) if cfg.get("eval") is not None else {}
     except InterpolationResolutionError as error:
         raise ConfigError(f"eval: {error}".splitlines()[0]) from None
-    for name, task_cfg in enabled_tasks(eval_cfg or {}).items():
-        try:
+    try:
+        if (eval_cfg or {}).get("kind") == "vl":
+            check_vl_eval_config(eval_cfg)
+            return
+        for name, task_cfg in enabled_tasks(eval_cfg or {}).items():
             check_task_config(name, task_cfg)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_chain(cfg: DictConfig) -> None:
@@ -219,3 +222,21 @@ def _check_chain(cfg: DictConfig) -> None:
                                       any(not isinstance(o, str) for o in overrides)):
             raise ConfigError(f"chain.phases[{index}].overrides must be a list of override strings, got "
                               f"{OmegaConf.to_container(overrides) if OmegaConf.is_config(overrides) else overrides!r}")
+
+
+def _check_modality(cfg: DictConfig) -> None:
+    """The modality, the data kind and the eval suite must agree: image data needs the vision wrapper, and a
+    VL model is scored by the multimodal suite only (the text tasks cannot feed it images)."""
+    name, kind = cfg.modality.name, cfg.data_mix.get("kind")
+    if name not in ("text", "vision"):
+        raise ConfigError(f"modality={name}: choose text or vision")
+    if (name == "vision") != (kind == "vl"):
+        raise ConfigError(f"modality={name} with data_mix={cfg.data_mix.get('name')} (kind {kind!r}): the vision "
+                          f"modality trains on kind vl mixes (the mm_* phases) and text phases on text mixes; "
+                          f"set phase=mm_align|mm_render|mm_sft with modality=vision")
+    eval_cfg = cfg.get("eval") or {}
+    callback = eval_cfg.get("callback") or {}
+    if callback.get("enabled") and (eval_cfg.get("kind") == "vl") != (name == "vision"):
+        raise ConfigError(f"modality={name} with eval={eval_cfg.get('name')}: use eval=vl_embedded (or another "
+                          f"kind: vl suite) for vision runs and a text suite for text runs, or "
+                          f"eval.callback.enabled=false")

@@ -38,7 +38,8 @@ MODEL = Keys("the model keys are", _any(
 PHASE = Keys("the phase keys are", {
     **_any("name", "init_from", "seq_len", "smoke_seq_len", "micro_batch_size", "global_batch_size", "trainable",
            "epochs"),
-    "optimizer": Keys("the phase.optimizer keys are", _any("lr", "weight_decay", "betas", "eps", "grad_clip", "fused")),
+    "optimizer": Keys("the phase.optimizer keys are", _any("lr", "lr_groups", "weight_decay", "betas", "eps", "grad_clip",
+                                                           "fused")),
     "schedule": Keys("the phase.schedule keys are", _any("kind", "warmup_steps", "warmup_ratio", "min_lr",
                                                           "min_lr_ratio", "decay_fraction")),
 })
@@ -59,6 +60,15 @@ def _sft_sources() -> dict[str, Spec]:
 
 
 SFT_SOURCES = Keys("the SFT sources are", _sft_sources)
+
+
+def _vl_sources() -> dict[str, Spec]:
+    from infir.vision.embedded import BUILDERS
+
+    return dict.fromkeys(BUILDERS, ANY)
+
+
+VL_SOURCES = Keys("the vision-language sources are", _vl_sources)
 TOKEN_SOURCES = MapOf(Target(), "the data_mix sources are")
 
 # infir/training/train.py (_token_mix_data), data/corpus.py, data/curation/app.py (curate,
@@ -68,15 +78,23 @@ TOKEN_SOURCES = MapOf(Target(), "the data_mix sources are")
 DATA_MIX = Keys("the data_mix keys are", {
     **_any("name", "kind", "weights", "token_budget", "allow_synthetic", "shard_tokens", "val_windows_per_domain",
            "num_workers", "curate", "val_per_source", "max_documents_per_split"),
-    "sources": Switch(lambda root: SFT_SOURCES if (root.get("data_mix") or {}).get("kind") == "sft"
-                      else TOKEN_SOURCES),
-    "files": ListOf(Keys("an SFT file entry takes", _any("path", "split", "source"))),
+    "sources": Switch(lambda root: {"sft": SFT_SOURCES, "vl": VL_SOURCES}.get((root.get("data_mix") or {}).get("kind"),
+                                                                                TOKEN_SOURCES)),
+    "files": ListOf(Keys("a data_mix file entry takes", _any("path", "split", "source", "image_root"))),
 })
 
 # infir/training/train.py (continued_tokenizer_cfg) and data/corpus.py (prepare_corpus)
 TOKENIZER = Keys("the tokenizer keys are", _any("path", "vocab_size", "min_frequency", "train_bytes"))
-# infir/config/checks.py: the only wrapper so far is `text`
-MODALITY = Keys("the modality keys are", _any("name"))
+# infir/models/vlm/ (tower.TowerSpec, projector.Projector), infir/vision/transforms.py (ImageProcessor) and
+# infir/vision/embedded.py (embedded_sets, the builders' parameters); text has only `name`.
+MODALITY = Keys("the modality keys are", {
+    "name": ANY,
+    "vision_tower": Keys("the modality.vision_tower keys are", _any("kind", "name", "checkpoint", "model_args",
+                                                                    "feature_layer")),
+    "projector": Keys("the modality.projector keys are", _any("kind", "pixel_shuffle")),
+    "image": Keys("the modality.image keys are", _any("policy", "max_tiles", "size", "mean", "std", "interpolation")),
+    "embedded_sets": MapOf(ANY, "the embedded multimodal sets are"),
+})
 # infir/training/train.py (cache_dir, run_dir); root_dir and output_dir are read by conf/'s interpolations
 # (hydra.run.dir, the sweep dir, eval.data_dir) and are the overrides that move every output.
 PATHS = Keys("the paths keys are", _any("root_dir", "output_dir", "cache_dir", "run_dir"))
@@ -85,6 +103,25 @@ PATHS = Keys("the paths keys are", _any("root_dir", "output_dir", "cache_dir", "
 CALLBACKS = MapOf(Target(), "the callbacks are")
 LOGGER = MapOf(Target(), "the loggers are")
 TRAINER = Target(extra=frozenset(TRAINER_OWN_KEYS))
+
+
+def _vl_task() -> Spec:
+    from infir.eval.checks import VL_TASK_KEYS
+
+    return Keys("a multimodal eval task takes", {**_any(*VL_TASK_KEYS)})
+
+
+class _VLTasks:
+    """``eval.tasks`` of a ``kind: vl`` suite: any task name, each with the multimodal task keys."""
+
+    def check(self, walk: Walk, path: str, value: Any) -> None:
+        if isinstance(value, dict):
+            spec = _vl_task()
+            for name, task in value.items():
+                spec.check(walk, join(path, name), task)
+
+
+VL_EVAL_TASKS = _VLTasks()
 
 
 class BenchmarkSource:
@@ -135,9 +172,10 @@ def _sandbox_keys() -> dict[str, Spec]:
 # read by eval=paper's source paths. `_`-keys hold YAML anchors (_procedural, _champ).
 EVAL = Keys("the eval keys are", {
     **_any("name", "mode", "max_new_tokens", "batch_size", "seed", "fewshot_seed", "progress", "allow_code_execution",
-           "data_dir"),
+           "data_dir", "kind", "blind", "cache_dir"),
     "sandbox": Keys("the eval.sandbox keys are", _sandbox_keys),
-    "tasks": Keys("the eval tasks are", _eval_tasks),
+    "tasks": Switch(lambda root: VL_EVAL_TASKS if (root.get("eval") or {}).get("kind") == "vl"
+                    else Keys("the eval tasks are", _eval_tasks)),
     "nll": Keys("the eval.nll keys are", _any("enabled", "split", "max_per_domain", "max_length")),
     "callback": Keys("the eval.callback keys are", _any("enabled", "every_n_steps", "at_end")),
 }, private=True)

@@ -33,6 +33,7 @@ class PreparedEval:
     suite: EvalSuite
     model: torch.nn.Module
     tokenizer: Any
+    processor: Any = None  # the image processor of a vision-language model
 
 
 def prepare_eval(cfg: DictConfig) -> PreparedEval:
@@ -46,6 +47,15 @@ def prepare_eval(cfg: DictConfig) -> PreparedEval:
     if not eval_cfg.get("allow_code_execution"):
         log.warning("code tasks (HumanEval, MBPP) are skipped: set eval.allow_code_execution=true to run "
                     "model-written code in the sandbox")
+    if eval_cfg.get("kind") == "vl":  # a vision-language export, scored by the multimodal suite
+        from infir.eval.vl.suite import VLEvalSuite
+        from infir.models.vlm.build import is_vlm_export, load_vlm
+
+        if not is_vlm_export(cfg.model_path):
+            raise ValueError(f"eval={eval_cfg['name']} scores vision-language exports; {cfg.model_path} is not one")
+        suite = VLEvalSuite(eval_cfg)
+        model, processor, tokenizer = load_vlm(cfg.model_path)
+        return PreparedEval(cfg, eval_cfg, suite, model.eval(), tokenizer, processor)
     suite = EvalSuite(eval_cfg)  # records and sandbox checks fail before the model loads
     model, tokenizer = load_model(cfg.model_path, device=str(cfg.device), dtype=str(cfg.dtype))
     return PreparedEval(cfg, eval_cfg, suite, model, tokenizer)
@@ -54,6 +64,17 @@ def prepare_eval(cfg: DictConfig) -> PreparedEval:
 def run_prepared(prepared: PreparedEval) -> dict:
     """Evaluate and write ``results.json``; returns the summary written to disk."""
     cfg, eval_cfg, model, tokenizer = prepared.cfg, prepared.eval_cfg, prepared.model, prepared.tokenizer
+    if prepared.processor is not None:
+        results = prepared.suite.run(model, tokenizer, Path(cfg.out_dir) / "samples", processor=prepared.processor)
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        summary = {"model": str(cfg.model_path), "suite": eval_cfg["name"],
+                   "tasks": {name: {"metrics": r.metrics, "seconds": r.seconds} for name, r in results.items()}}
+        path = Path(cfg.out_dir) / "results.json"
+        path.write_text(json.dumps(summary, indent=2))
+        print(f"[infir] eval results: {path}")
+        for task, entry in summary["tasks"].items():
+            print(f"[infir]   {task}: " + ", ".join(f"{k}={v:.4f}" for k, v in entry["metrics"].items()))
+        return summary
     results = prepared.suite.run(model, tokenizer)
     parameter = next(model.parameters())
     meta: dict = {"model": str(cfg.model_path), "suite": eval_cfg["name"], "mode": prepared.suite.mode,

@@ -24,7 +24,7 @@ class EvalCallback(L.Callback):
     """Few-shot evaluation inside ``trainer.fit``; the suite (records, sandbox) is built once, at setup."""
 
     def __init__(self, eval_cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, every_n_steps: int,
-                 at_end: bool = True, out_dir: Path | None = None) -> None:
+                 at_end: bool = True, out_dir: Path | None = None, processor: Any = None) -> None:
         if every_n_steps < 0:
             raise ValueError(f"eval.callback.every_n_steps must be >= 0 (0 = only at the end), got {every_n_steps}")
         self.eval_cfg = eval_cfg
@@ -32,13 +32,19 @@ class EvalCallback(L.Callback):
         self.every_n_steps = every_n_steps
         self.at_end = at_end
         self.out_dir = out_dir
-        self._suite: EvalSuite | None = None
+        self.processor = processor  # the image processor of a vision-language run (eval kind: vl)
+        self._suite: Any = None
         self._last_step = -1
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Build the suite before training starts, so a bad eval config fails before any step."""
         if trainer.is_global_zero and self._suite is None:
-            self._suite = EvalSuite(self.eval_cfg)
+            if self.eval_cfg.get("kind") == "vl":
+                from infir.eval.vl.suite import VLEvalSuite
+
+                self._suite = VLEvalSuite(self.eval_cfg)
+            else:
+                self._suite = EvalSuite(self.eval_cfg)
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
@@ -46,7 +52,8 @@ class EvalCallback(L.Callback):
         if not trainer.is_global_zero or self._suite is None:
             return
         out = self.out_dir / f"step{step:07d}" if self.out_dir is not None else None
-        results = self._suite.run(pl_module.model, self.tokenizer, out)
+        extra = {"processor": self.processor} if self.eval_cfg.get("kind") == "vl" else {}
+        results = self._suite.run(pl_module.model, self.tokenizer, out, **extra)
         metrics = flat_metrics(results)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)

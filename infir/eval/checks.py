@@ -36,8 +36,38 @@ def enabled_tasks(cfg: Mapping[str, Any]) -> dict[str, Any]:
             if task_cfg is not None and (not isinstance(task_cfg, Mapping) or task_cfg.get("enabled", True))}
 
 
+VL_FORMATS = ("vqa", "screenspot")
+VL_METRICS = ("transcription", "exact_match", "click")
+VL_TASK_KEYS = ("enabled", "format", "metric", "source", "limit", "max_new_tokens")
+
+
+def check_vl_eval_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The enabled tasks of a multimodal (``kind: vl``) suite after checking formats, metrics and keys."""
+    tasks = enabled_tasks(cfg)
+    if not tasks:
+        raise ValueError("eval.tasks is empty: enable at least one multimodal task")
+    for name, task in tasks.items():
+        unknown = sorted(set(task) - set(VL_TASK_KEYS))
+        if unknown:
+            raise ValueError(f"eval.tasks.{name}: unknown key(s) {unknown}; known: {sorted(VL_TASK_KEYS)}")
+        if task.get("format") not in VL_FORMATS:
+            raise ValueError(f"eval.tasks.{name}.format={task.get('format')!r}: choose one of {VL_FORMATS}")
+        if task.get("metric") not in VL_METRICS:
+            raise ValueError(f"eval.tasks.{name}.metric={task.get('metric')!r}: choose one of {VL_METRICS}")
+        if (task["format"] == "screenspot") != (task["metric"] == "click"):
+            raise ValueError(f"eval.tasks.{name}: metric click goes with format screenspot "
+                             f"(got {task['format']}/{task['metric']})")
+        source = task.get("source")
+        if not isinstance(source, Mapping) or not ({"embedded", "path"} & set(source)):
+            raise ValueError(f"eval.tasks.{name}.source needs `embedded: <set>` (+ params) or `path: <file>` "
+                             f"(+ image_root)")
+    return tasks
+
+
 def check_eval_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The enabled tasks of ``cfg`` after checking mode, task names and keys, and the code-execution opt-in."""
+    if cfg.get("kind") == "vl":
+        return check_vl_eval_config(cfg)
     mode = str(cfg.get("mode", BASE))
     if mode not in (BASE, INSTRUCT):
         raise ValueError(f"eval.mode must be '{BASE}' or '{INSTRUCT}', got {mode!r}")

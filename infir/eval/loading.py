@@ -52,7 +52,7 @@ def check_model_path(path: str | Path) -> Path:
             raise FileNotFoundError(f"model={path}: a checkpoint is loaded with its run directory, but "
                                     f"{config_path} is missing (evaluate the run's hf_export instead)")
         return path
-    if (path / "config.json").is_file():
+    if (path / "config.json").is_file() or (path / "infir_vlm.json").is_file():  # HF or vision-language export
         return path
     what = "does not exist" if not path.exists() else "is not an HF model directory (no config.json) or a .ckpt file"
     raise FileNotFoundError(f"model={path}: {what}")

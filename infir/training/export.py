@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from transformers import PreTrainedTokenizerBase
@@ -31,6 +32,25 @@ def export_hf(trainer: L.Trainer, module: L.LightningModule, tokenizer: PreTrain
     finally:
         model.config.use_cache = False
     tokenizer.save_pretrained(str(out_dir))
+    write_training_state(out_dir, {"phase": phase, "final_lr": trainer.optimizers[0].param_groups[0]["lr"],
+                                   "global_step": trainer.global_step})
+    return out_dir
+
+
+def export_vlm(trainer: L.Trainer, module: L.LightningModule, tokenizer: PreTrainedTokenizerBase, processor: Any,
+               out_dir: Path, phase: str) -> Path | None:
+    """The vision-language export (``infir.models.vlm.build.save_vlm``) plus the same training-state record."""
+    from infir.models.vlm.build import save_vlm
+
+    state = trainer.strategy.lightning_module_state_dict()
+    if not trainer.is_global_zero:
+        return None
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    lm = module.model.language_model
+    lm.generation_config.eos_token_id = tokenizer.eos_token_id
+    lm.generation_config.pad_token_id = tokenizer.pad_token_id
+    lm.generation_config.bos_token_id = tokenizer.bos_token_id
+    save_vlm(module.model, tokenizer, processor, out_dir, state_dict=weights)
     write_training_state(out_dir, {"phase": phase, "final_lr": trainer.optimizers[0].param_groups[0]["lr"],
                                    "global_step": trainer.global_step})
     return out_dir

@@ -34,11 +34,27 @@ def next_token_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str =
 
 
 def build_adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas: Sequence[float],
-                eps: float, fused: bool | None) -> torch.optim.AdamW:
-    """AdamW without decay on norms/biases (1-D tensors); fused kernels where the device has them."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+                eps: float, fused: bool | None, lr_groups: Mapping[str, float] | None = None) -> torch.optim.AdamW:
+    """AdamW without decay on norms/biases (1-D tensors); fused kernels where the device has them.
+
+    ``lr_groups`` (``phase.optimizer.lr_groups``) gives parameters whose name starts with a prefix their own
+    peak LR, e.g. ``{projector: 1.0e-3}`` beside an LM at ``lr`` (LLaVA: projector 1e-3 in alignment, 2e-5 in
+    instruction tuning); the schedule scales every group by the same factor. Groups are ordered base first,
+    so ``param_groups[0]`` is the base LR.
+    """
+    prefixes = sorted(lr_groups or {}, key=len, reverse=True)  # the longest matching prefix wins
+    named: dict[str, list[torch.nn.Parameter]] = {"": []}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            named.setdefault(next((p for p in prefixes if name.startswith(p)), ""), []).append(param)
+    groups = []
+    for prefix, params in named.items():
+        group_lr = float(lr_groups[prefix]) if prefix else lr
+        for decay in (True, False):
+            chosen = [p for p in params if (p.ndim >= 2) == decay]
+            if chosen or (not prefix and decay):
+                groups.append({"params": chosen, "weight_decay": weight_decay if decay else 0.0, "lr": group_lr,
+                               "name": prefix or "base"})
     kwargs = {"lr": lr, "betas": tuple(betas), "eps": eps}
     if fused is not False:
         try:
@@ -81,7 +97,11 @@ class CausalLMModule(L.LightningModule):
         loss = next_token_loss(self._logits(batch), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         # the LR this step's update uses (the scheduler advances after the optimizer step)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
+        groups = self.optimizers().param_groups
+        self.log("train/lr", groups[0]["lr"], on_step=True)
+        for group in groups[1:]:
+            if group.get("name", "base") != "base" and group["weight_decay"]:  # one entry per named group
+                self.log(f"train/lr/{group['name']}", group["lr"], on_step=True)
         # tokens after this optimizer step; logged here (not in on_train_batch_end, which runs after the
         # checkpoint callback) so a checkpoint's pending row holds it
         self.log("train/tokens_seen", float((self.global_step + 1) * self.tokens_per_step), on_step=True)
@@ -126,7 +146,7 @@ class CausalLMModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optimizer_cfg
         optimizer = build_adamw(self.model, lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                                betas=cfg["betas"], eps=cfg["eps"],
+                                betas=cfg["betas"], eps=cfg["eps"], lr_groups=cfg.get("lr_groups"),
                                 # fused AdamW skips Lightning's fp16 grad unscaling: never with 16-mixed
                                 fused=False if str(self.trainer.precision) == "16-mixed" else cfg.get("fused"))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
@@ -153,3 +173,13 @@ class CausalLMModule(L.LightningModule):
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+class VisionLanguageModule(CausalLMModule):
+    """The same training loop for :class:`~infir.models.vlm.model.VisionLanguageModel`: batches also carry
+    ``pixel_values`` (none for a text-only batch), ``image_counts`` and ``sample_ids`` (named in count errors)."""
+
+    def _logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.model(batch["input_ids"], batch.get("attention_mask"), batch.get("position_ids"),
+                          pixel_values=batch.get("pixel_values"), image_counts=batch.get("image_counts"),
+                          sample_ids=batch.get("sample_ids"))

@@ -30,12 +30,13 @@ from infir.eval.callback import EvalCallback
 from infir.models.causal_lm import build_causal_lm, count_parameters, training_flops_per_token
 from infir.models.chat_template import ensure_chat_template
 from infir.models.tokenizer import load_tokenizer
-from infir.training.export import export_hf
+from infir.training.export import export_hf, export_vlm
 from infir.training.checkpoint_io import AtomicCheckpointIO
 from infir.training.console import print_config_tree, quiet_console
 from infir.training.loggers import (build_loggers, continue_history, csv_metrics_path, finish_wandb, log_at_step,
                                     log_resolved_config, replay_history)
-from infir.training.module import CausalLMModule
+from infir.training.module import CausalLMModule, VisionLanguageModule
+from infir.training.multimodal import vision_language_setup
 from infir.training.phases import TRAINING_STATE_FILE, apply_trainable, continued_tokenizer_cfg, resolve_phase_lr
 from infir.training.precision import resolve_precision
 from infir.training.run import (checkpoint_pending_row, kept_history, last_logged, local_rank,
@@ -170,7 +171,11 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tokenizer_cfg = continued_tokenizer_cfg(cfg.tokenizer, str(cfg.phase.init_from))
-    if cfg.data_mix.get("kind") == "sft":
+    vision = cfg.modality.name == "vision"
+    model = processor = None
+    if vision:  # tokenizer, model and image processor come together (the tokenizer gains <image>)
+        datamodule, tokenizer, data_summary, model, processor = vision_language_setup(cfg, tokenizer_cfg)
+    elif cfg.data_mix.get("kind") == "sft":
         datamodule, tokenizer, data_summary = _sft_data(cfg, tokenizer_cfg)
     else:
         datamodule, tokenizer, data_summary = _token_mix_data(cfg, tokenizer_cfg, run_dir)
@@ -179,8 +184,9 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
         print(f"[infir] run already finished ({datamodule.max_steps} steps); nothing to do: {run_dir}", flush=True)
         return last_logged(run_dir / "csv" / "metrics.csv", str(cfg.optimized_metric))
 
-    model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
-                            tokenizer.pad_token_id, init_from=str(cfg.phase.init_from))
+    if model is None:
+        model = build_causal_lm(cfg.model, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
+                                tokenizer.pad_token_id, init_from=str(cfg.phase.init_from))
     schedule_cfg = cfg.phase.schedule
     lr, min_lr_ratio = resolve_phase_lr(cfg.phase)
     schedule = LRSchedule(schedule_cfg.kind, datamodule.max_steps,
@@ -188,7 +194,8 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
                           min_lr_ratio, schedule_cfg.decay_fraction)
     tokens_per_step = cfg.phase.global_batch_size * cfg.phase.seq_len
     apply_trainable(model, list(cfg.phase.get("trainable") or ["*"]))
-    module = CausalLMModule(model, {**cfg.phase.optimizer, "lr": lr}, schedule, datamodule.domains, tokens_per_step)
+    module_class = VisionLanguageModule if vision else CausalLMModule
+    module = module_class(model, {**cfg.phase.optimizer, "lr": lr}, schedule, datamodule.domains, tokens_per_step)
 
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k not in TRAINER_OWN_KEYS}  # ours, not Trainer args
     precision = resolve_precision(trainer_kwargs.pop("precision"), str(trainer_kwargs.get("accelerator", "auto")))
@@ -205,7 +212,7 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     callbacks += [instantiate(node) for key, node in cfg.callbacks.items() if key not in ("checkpoint",)]
     eval_callback = cfg.get("eval", {}).get("callback")
     if eval_callback and eval_callback.enabled:
-        callbacks.append(EvalCallback(OmegaConf.to_container(cfg.eval, resolve=True), tokenizer,
+        callbacks.append(EvalCallback(OmegaConf.to_container(cfg.eval, resolve=True), tokenizer, processor=processor,
                                       every_n_steps=int(eval_callback.every_n_steps),
                                       at_end=bool(eval_callback.at_end), out_dir=run_dir / "eval"))
     failed = True
@@ -224,7 +231,7 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
             trainer.val_check_interval = val_interval * trainer.accumulate_grad_batches
         peak, peak_source = peak_flops_per_device(cfg.trainer.get("peak_flops_per_device"), precision,
                                                   cfg.paths.cache_dir)
-        flops_per_token = training_flops_per_token(model, cfg.phase.seq_len)
+        flops_per_token = training_flops_per_token(model.language_model if vision else model, cfg.phase.seq_len)
         throughput = ThroughputMonitor(tokens_per_step, flops_per_token, peak, trainer.world_size,
                                        log_every_n_steps=trainer.log_every_n_steps)
         trainer.callbacks.append(throughput)
@@ -262,8 +269,10 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
         _save_final_checkpoint(trainer, checkpoint_dir / "last.ckpt")
         if trainer.global_step % val_interval:
             trainer.validate(module, datamodule=datamodule, verbose=False)
-        export_dir = export_hf(trainer, module, tokenizer, run_dir / "hf_export", phase=str(cfg.phase.name)) \
-            if cfg.export else None
+        export = export_vlm if vision else export_hf
+        extra = {"processor": processor} if vision else {}
+        export_dir = export(trainer, module, tokenizer, out_dir=run_dir / "hf_export", phase=str(cfg.phase.name),
+                            **extra) if cfg.export else None
         metric = float(trainer.callback_metrics[cfg.optimized_metric])
         if trainer.is_global_zero:
             ckpt = checkpoint_dir / "last.ckpt"

@@ -1,0 +1,1 @@
+"""Multimodal evaluation: rendered-text transcription and QA, GUI clicks (ScreenSpot format)."""

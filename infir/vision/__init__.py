@@ -1,0 +1,1 @@
+"""Synthetic vision data for the InfiR-VL reproduction: rendered text, formulas, GUI screens and screen coordinates."""
