@@ -25,7 +25,7 @@ EXPECTED = {"eval/gsm8k/strict_accuracy", "eval/gsm8k/flexible_accuracy", "eval/
 def trained(tmp_path_factory, shared_cache):
     out = tmp_path_factory.mktemp("eval-train")
     args = ["debug=smoke", "model=nano", "eval.callback.enabled=true", "eval.callback.every_n_steps=40", *TINY_EVAL]
-    proc = run_train(args, out, shared_cache)
+    proc = run_train(args, out, shared_cache, fork=True)
     run_dirs = list((out / "embedded_pretrain" / "runs").iterdir())
     assert len(run_dirs) == 1
     return proc, run_dirs[0]

@@ -11,9 +11,10 @@ import yaml
 
 from conftest import last_value, read_metrics, run_train
 
-# 5 optimizer steps per trial (validation at 0 and at the end); no HF export: the study only needs val/loss
+# 5 optimizer steps per trial (validation at 0 and at the end); no HF export and CSV only (no W&B run to open
+# and close per trial): the study only needs val/loss. W&B across a multirun's jobs: tests/test_sweeps.py.
 STUDY = ["-m", "hparams_search=embedded_lr", "debug=smoke", "model=nano", "data_mix.token_budget=2560",
-         "export=false", "hydra.sweeper.n_trials=3"]
+         "export=false", "logger=csv", "hydra.sweeper.n_trials=3"]
 SEARCHED = ("phase.optimizer.lr", "phase.schedule.warmup_ratio", "phase.optimizer.weight_decay")
 
 
@@ -38,7 +39,7 @@ def test_study_reports_the_best_trial_and_a_rerun_reuses_the_finished_trials(tmp
     CSVs, with that trial's sampled values. Running the study again (now also persisted in a SQLite storage)
     samples the same trials, finds them finished, trains none of them and reports the same best trial."""
     out = tmp_path / "out"
-    first = run_train(STUDY, out, shared_cache)
+    first = run_train(STUDY, out, shared_cache, fork=True)
     log = first.stdout + first.stderr
     assert "Best parameters:" in log
     trials = _trials(out)
@@ -56,7 +57,7 @@ def test_study_reports_the_best_trial_and_a_rerun_reuses_the_finished_trials(tmp
     assert all(results_file.parent in run_dir.parents for run_dir in trials)  # the trials are the sweep's jobs
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    again = run_train([*STUDY, f"hydra.sweeper.storage={storage}"], out, shared_cache)
+    again = run_train([*STUDY, f"hydra.sweeper.storage={storage}"], out, shared_cache, fork=True)
     log = again.stdout + again.stderr
     assert log.count("run already finished") == 3 and "] finished" not in log
     assert _trials(out) == trials

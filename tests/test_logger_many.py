@@ -12,7 +12,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO, read_metrics, run_train
 from infir.training.loggers import build_loggers, continue_history, log_at_step
-from test_train_e2e import _run_in_own_process_group
 
 # 40 optimizer steps: validation at 0 and at the end, checkpoints at 20 and 40, rows every 5 steps
 MANY = ["debug=smoke", "model=nano", "data_mix.token_budget=20480", "logger=many"]
@@ -84,9 +83,9 @@ def test_many_loggers_killed_and_resumed_run_has_the_csv_history_in_one_tensorbo
     kill = f"+callbacks.kill={{_target_:kill_points.KillAt,step:27,hook:train_batch_end,marker:{tmp_path}/k}}"
     env = {"PYTHONPATH": str(REPO / "tests")}
     out = tmp_path / "out"
-    killed = _run_in_own_process_group([*MANY, kill], out, shared_cache, env)
+    killed = run_train([*MANY, kill], out, shared_cache, check=False, env=env, fork=True)  # its own session
     assert killed.returncode == -signal.SIGKILL, (killed.stdout[-2000:], killed.stderr[-2000:])
-    resumed = run_train([*MANY, kill], out, shared_cache, env=env)
+    resumed = run_train([*MANY, kill], out, shared_cache, env=env, fork=True)
     (run_dir,) = (out / "embedded_pretrain" / "runs").iterdir()
     assert "(step 20)" in resumed.stdout + resumed.stderr + (run_dir / "train.log").read_text()
 
@@ -101,6 +100,6 @@ def test_many_loggers_killed_and_resumed_run_has_the_csv_history_in_one_tensorbo
     assert list((run_dir / "wandb").glob("offline-run-*")), "W&B logged beside TensorBoard"
 
     event_files = sorted((p.name, p.stat().st_size) for p in tensorboard.iterdir())
-    again = run_train([*MANY, kill], out, shared_cache, env=env)
+    again = run_train([*MANY, kill], out, shared_cache, env=env, fork=True)
     assert "run already finished" in again.stdout
     assert sorted((p.name, p.stat().st_size) for p in tensorboard.iterdir()) == event_files

@@ -18,7 +18,7 @@ SMOKE = ["debug=smoke", "model=nano"]
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, shared_cache) -> Path:
     out = tmp_path_factory.mktemp("phases")
-    run_train([*SMOKE, "data_mix.token_budget=10240"], out, shared_cache)
+    run_train([*SMOKE, "data_mix.token_budget=10240"], out, shared_cache, fork=True)
     (run_dir,) = (out / "embedded_pretrain" / "runs").iterdir()
     return run_dir
 
@@ -41,7 +41,7 @@ def test_anneal_starts_at_the_inherited_lr_and_ends_at_the_floor(pretrained: Pat
     inherited = inherited_lr(f"hf:{export}")
     out = tmp_path / "anneal"
     run_train([*SMOKE, "phase=anneal", f"phase.init_from='hf:{export}'", "data_mix.token_budget=10240",
-               "phase.schedule.min_lr=1e-5", "trainer.log_every_n_steps=1"], out, shared_cache)
+               "phase.schedule.min_lr=1e-5", "trainer.log_every_n_steps=1"], out, shared_cache, fork=True)
     (run_dir,) = (out / "embedded_pretrain" / "runs").iterdir()
     rows = read_metrics(run_dir / "csv" / "metrics.csv")
     lrs = [(int(r["step"]), float(r["train/lr"])) for r in rows if r.get("train/lr")]
@@ -101,11 +101,11 @@ def test_last_checkpoint_is_the_final_step_and_a_rerun_trains_nothing(pretrained
     finished command must not train the tail again."""
     out = pretrained.parent.parent.parent
     args = [*SMOKE, "data_mix.token_budget=12800"]
-    run_train(args, out, shared_cache)
+    run_train(args, out, shared_cache, fork=True)
     (run_dir,) = [p for p in (out / "embedded_pretrain" / "runs").iterdir() if p != pretrained]
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True, mmap=True)
     assert last["global_step"] == 25
     metrics_before = (run_dir / "csv" / "metrics.csv").read_text()
-    again = run_train(args, out, shared_cache)
+    again = run_train(args, out, shared_cache, fork=True)
     assert "run already finished (25 steps)" in again.stdout
     assert (run_dir / "csv" / "metrics.csv").read_text() == metrics_before  # nothing trained or rewritten

@@ -74,7 +74,7 @@ def test_trainable_patterns_freeze_the_rest(tiny) -> None:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory, shared_cache):
     out = tmp_path_factory.mktemp("chain")
-    proc = run_train(CHAIN, out, shared_cache)
+    proc = run_train(CHAIN, out, shared_cache, fork=True)
     (chain_dir,) = (out / "embedded_chain" / "runs").iterdir()
     return out, chain_dir, proc
 
@@ -121,12 +121,12 @@ def test_rerunning_the_chain_skips_finished_phases_and_resumes_an_unfinished_one
     out, chain_dir, _ = chain
     stamps = {label: (chain_dir / label / "hf_export" / "model.safetensors").stat().st_mtime_ns
               for label in ("0_pretrain", "1_anneal", "2_sft")}
-    again = run_train(CHAIN, out, shared_cache)
+    again = run_train(CHAIN, out, shared_cache, fork=True)
     assert again.stdout.count("already finished") + again.stderr.count("already finished") == 3
     assert all((chain_dir / label / "hf_export" / "model.safetensors").stat().st_mtime_ns == stamp
                for label, stamp in stamps.items())
     os.remove(chain_dir / "2_sft" / "hf_export" / TRAINING_STATE_FILE)  # as if killed before the export finished
-    resumed = run_train(CHAIN, out, shared_cache)
+    resumed = run_train(CHAIN, out, shared_cache, fork=True)
     log = resumed.stdout + resumed.stderr
     assert log.count("already finished") == 2 and "resuming from" in log
     assert (chain_dir / "2_sft" / "hf_export" / TRAINING_STATE_FILE).is_file()

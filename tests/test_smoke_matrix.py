@@ -38,7 +38,7 @@ TRAINERS = _readme_options("trainer")
 def model_dir(tmp_path_factory, shared_cache):
     """A smoke pre-training export: the tokenizer and init_from the continued/1B experiments need."""
     out = tmp_path_factory.mktemp("smoke_base")
-    run_train(["debug=smoke", "data_mix.token_budget=2560"], out, shared_cache)
+    run_train(["debug=smoke", "data_mix.token_budget=2560"], out, shared_cache, fork=True)
     return next((out / "embedded_pretrain" / "runs").iterdir()) / "hf_export"
 
 
@@ -46,7 +46,7 @@ def _inputs(experiment: str, model_dir, tmp_path) -> list[str]:
     """What each experiment needs from the user anyway (its README command gives them)."""
     if experiment == "llama3_2_1b_pretrain":  # real pre-training keeps synthetic text out (PAPER.md §2): so must
         return [f"tokenizer.path={model_dir}", "data_mix.sources.procedural=null"]  # the embedded stand-in mix
-    if experiment == "llama3_2_1b_anneal":
+    if experiment == "llama3_2_1b_anneal" or experiment.startswith("infir_vl_1_6b_"):
         return [f"phase.init_from=hf:{model_dir}"]
     if experiment == "llama3_2_1b_sft":
         path = tmp_path / "sft.jsonl"
@@ -63,6 +63,8 @@ def test_the_matrix_covers_what_the_readme_lists():
     # own SFT sequence length (before: every conversation was dropped as too long)
     from test_sft_phase import CHAIN
     assert "experiment=embedded_chain" in CHAIN and "debug=smoke" in CHAIN and "seq_len" not in " ".join(CHAIN)
+    from test_vl_chain import CHAIN as VL_CHAIN
+    assert "experiment=embedded_vl_chain" in VL_CHAIN and "debug=smoke" in VL_CHAIN
 
 
 @pytest.mark.parametrize("trainer", TRAINERS)
@@ -81,13 +83,19 @@ def test_smoke_composes_and_validates_with_every_experiment_and_trainer(experime
     assert cfg.phase.global_batch_size % (cfg.phase.micro_batch_size * devices) == 0
 
 
+# The chains run in their own tests (test_sft_phase.py, test_vl_chain.py). The InfiR-VL-1.6B stages are composed
+# and validated above: their SigLIP-So400m tower (428 M parameters, 5 tiles of 384 px per image) is a GPU job.
+RUN_ELSEWHERE = {"embedded_chain", "embedded_vl_chain", "infir_vl_1_6b_align", "infir_vl_1_6b_render",
+                 "infir_vl_1_6b_sft"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e != "embedded_chain"])  # chain: see above
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e not in RUN_ELSEWHERE])
 def test_smoke_runs_every_readme_experiment(experiment, model_dir, tmp_path, shared_cache):
     # the 1B experiments select trainer=gpu; a CPU machine runs their smoke on trainer=cpu
     trainer = [] if experiment == "data_quality" or torch.cuda.is_available() else ["trainer=cpu"]
     proc = run_train([f"experiment={experiment}", "debug=smoke", "data_mix.token_budget=2560", *trainer,
-                      *_inputs(experiment, model_dir, tmp_path)], tmp_path, shared_cache)
+                      *_inputs(experiment, model_dir, tmp_path)], tmp_path, shared_cache, fork=True)
     finished = re.findall(r"\[infir\] finished (\d+) steps; (\S+) = ([\d.]+)", proc.stdout)
     assert finished, proc.stdout[-3000:]
     assert len(finished) == 1 and int(finished[0][0]) >= 1

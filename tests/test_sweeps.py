@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from conftest import REPO, run_train
+from conftest import REPO, run_train, start_train
 from infir.hydra_support import register_resolvers
 from infir.training.train import run_group
 from wandb_records import run_record
@@ -32,8 +32,12 @@ def _record(job: Path):
 
 
 def test_two_sweeps_of_one_experiment_keep_their_own_folders_groups_and_tags(tmp_path, shared_cache):
-    first = run_train(["-m", *TINY, "seed=1,2", "tags=[lr_probe,v2]"], tmp_path, shared_cache)
-    run_train(["-m", *TINY, "seed=1"], tmp_path, shared_cache)
+    # two independent sweeps, run at the same time (one thread each, two cores)
+    second = start_train(["-m", *TINY, "seed=1"], tmp_path, shared_cache, fork=True)
+    try:
+        first = run_train(["-m", *TINY, "seed=1,2", "tags=[lr_probe,v2]"], tmp_path, shared_cache, fork=True)
+    finally:
+        second.wait()
     multirun = tmp_path / "embedded_pretrain" / "multirun"
     sweeps = {p.name: p for p in multirun.iterdir()}
     base = "data_mix.token_budget-3072+debug-smoke"

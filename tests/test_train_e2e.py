@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, last_value, read_metrics, run_train
+from conftest import REPO, last_value, read_metrics, run_train, start_train
 from wandb_records import merged_history, run_record, segments
 
 SMOKE = ["debug=smoke", "model=nano"]
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, shared_cache):
+def smoke_and_killed(tmp_path_factory, shared_cache):
+    """The uninterrupted smoke run (a fresh `python train.py`) and, meanwhile on the other core, the kill test's
+    three killed attempts (forked runs: kill -9 (a) the moment step 20's checkpoint file is complete, before that
+    step's row is logged, (b) mid-way between checkpoints, (c) just after a checkpoint, before that step's
+    validation). The same command line every time (same run dir); each kill fires once (its marker file)."""
     out = tmp_path_factory.mktemp("smoke")
-    proc = run_train(SMOKE, out, shared_cache)
-    return proc, _only_run_dir(out)
+    straight = start_train(SMOKE, out, shared_cache)
+    work = tmp_path_factory.mktemp("killed")
+    kills = [f"+callbacks.kill_ckpt={{_target_:kill_points.KillAt,step:20,hook:checkpoint_written,marker:{work}/k0}}",
+             f"+callbacks.kill_mid={{_target_:kill_points.KillAt,step:27,hook:train_batch_end,marker:{work}/k1}}",
+             f"+callbacks.kill_val={{_target_:kill_points.KillAt,step:40,hook:validation_start,marker:{work}/k2}}"]
+    env = {"PYTHONPATH": str(REPO / "tests")}
+    try:
+        attempts = [run_train([*SMOKE, *kills], work / "out", shared_cache, check=False, env=env, fork=True)
+                    for _ in range(3)]
+    finally:
+        proc = straight.wait()
+    return (proc, _only_run_dir(out)), (work / "out", kills, env, attempts)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke_and_killed):
+    return smoke_and_killed[0]
 
 
 def test_smoke_run_learns_and_reports_where_its_outputs_are(smoke_run):
@@ -74,13 +90,6 @@ def _only_run_dir(out: Path) -> Path:
     return run_dir
 
 
-def _run_in_own_process_group(args: list[str], out: Path, cache: Path, env: dict[str, str]):
-    """train.py as its own process group, so the kill callback's killpg takes down it and W&B's service only."""
-    cmd = [sys.executable, str(REPO / "train.py"), *args, f"paths.output_dir={out}", f"paths.cache_dir={cache}"]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, start_new_session=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
-
-
 _TIMING = ("perf/", "_runtime", "_timestamp")  # wall-clock dependent: compared by presence, not value
 
 
@@ -88,21 +97,12 @@ def _comparable(row: dict) -> dict:
     return {k: (v not in ("", None) if k.startswith(_TIMING) else v) for k, v in row.items()}
 
 
-def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(smoke_run, tmp_path, shared_cache):
-    """kill -9 (a) the moment step 20's checkpoint file is complete, before that step's row is logged (the issue's
-    repro: kill once step0000020.ckpt exists), (b) mid-way between checkpoints, (c) just after a checkpoint, before
-    that step's validation,
-    with the newest checkpoint then cut short and a half-written one left behind; every CSV row and every
-    W&B record (step, keys, values) must equal the uninterrupted run's."""
-    _, straight_dir = smoke_run
-    out = tmp_path / "killed"
-    # the same command line every time (same run dir); each kill fires once (its marker file)
-    kills = [f"+callbacks.kill_ckpt={{_target_:kill_points.KillAt,step:20,hook:checkpoint_written,marker:{tmp_path}/k0}}",
-             f"+callbacks.kill_mid={{_target_:kill_points.KillAt,step:27,hook:train_batch_end,marker:{tmp_path}/k1}}",
-             f"+callbacks.kill_val={{_target_:kill_points.KillAt,step:40,hook:validation_start,marker:{tmp_path}/k2}}"]
-    env = {"PYTHONPATH": str(REPO / "tests")}
-    for attempt in range(3):
-        killed = _run_in_own_process_group([*SMOKE, *kills], out, shared_cache, env)
+def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(smoke_and_killed, shared_cache):
+    """Three kill -9s (see smoke_and_killed), then the newest checkpoint cut short and a half-written one left
+    behind; every CSV row and every W&B record (step, keys, values) of the resumed run must equal the
+    uninterrupted run's."""
+    (_, straight_dir), (out, kills, env, killed_runs) = smoke_and_killed
+    for attempt, killed in enumerate(killed_runs):
         assert killed.returncode == -signal.SIGKILL, (attempt, killed.stdout[-2000:], killed.stderr[-2000:])
     run_dir = _only_run_dir(out)
     checkpoints = run_dir / "checkpoints"
@@ -113,7 +113,7 @@ def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(
     stale = checkpoints / ".step0000060.ckpt.4194305.tmp"  # its writer (pid above any pid_max) is gone
     stale.write_bytes(b"half a checkpoint")
 
-    resumed = run_train(SMOKE + kills, out, shared_cache, env=env)
+    resumed = run_train(SMOKE + kills, out, shared_cache, env=env, fork=True)
     log = resumed.stdout + resumed.stderr + (run_dir / "train.log").read_text()
     assert f"skipping unreadable checkpoint {torn}" in log
     assert "(step 40)" in log and "its validation is re-run" in log
@@ -137,21 +137,19 @@ def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(
     assert not run_record(next((straight_dir / "wandb").glob("offline-run-*/run-*.wandb"))).resume
 
 
-def test_ddp_two_cpu_processes_match_single_process_with_one_set_of_outputs(tmp_path, shared_cache):
-    common = ["debug=smoke", "model=nano", "data_mix.token_budget=10240", "trainer.val_check_interval=10"]
-    single = run_train(common + ["phase.micro_batch_size=8"], tmp_path / "single", shared_cache)
-    assert single.returncode == 0
-    run_train(common + ["trainer=ddp", "trainer.devices=2"], tmp_path / "ddp", shared_cache)  # smoke's micro batch 4
+def test_ddp_two_cpu_processes_match_single_process_with_one_set_of_outputs(smoke_run, tmp_path, shared_cache):
+    """The smoke run (micro batch 4 x 2 accumulation steps in one process) is the single-process reference."""
+    _, single_dir = smoke_run
+    run_train([*SMOKE, "trainer=ddp", "trainer.devices=2"], tmp_path / "ddp", shared_cache)  # 2 x micro batch 4
     ddp_runs = list((tmp_path / "ddp" / "embedded_pretrain" / "runs").iterdir())
     assert len(ddp_runs) == 1, ddp_runs
     run_dir = ddp_runs[0]
     assert sorted(p.name for p in run_dir.glob("*.log")) == ["config_tree.log", "train.log"]  # one of each
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
-    single_dir = next((tmp_path / "single" / "embedded_pretrain" / "runs").iterdir())
     a = read_metrics(single_dir / "csv" / "metrics.csv")
     b = read_metrics(run_dir / "csv" / "metrics.csv")
     # Ranks take disjoint halves of each global batch, so 2 x 4 under DDP sees exactly the
-    # sequences 1 x 8 sees: same losses up to float reduction order. Ranks reading the same
+    # sequences 1 x (4 x 2) sees: same losses up to float reduction order. Ranks reading the same
     # data would give visibly different gradients and losses.
     assert last_value(a, "val/loss")[1] == pytest.approx(last_value(b, "val/loss")[1], abs=2e-3)
     assert last_value(a, "val/loss")[0] == last_value(b, "val/loss")[0]

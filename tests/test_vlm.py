@@ -214,3 +214,25 @@ def test_eval_metrics_follow_the_benchmarks() -> None:
     assert click_hit("(500, 500)", (90, 90, 20, 20), 201, 201) == 1.0
     assert click_hit("I would click (100, 100)", (90, 90, 20, 20), 201, 201) == 0.0
     assert click_hit("no point", (0, 0, 200, 200), 201, 201) == 0.0
+
+
+def test_an_open_clip_visual_tower_trains_and_round_trips(tokenizer_dir: Path, records: Path, tmp_path: Path) -> None:
+    """open_clip's towers by config name: here a tiny ViT config registered the way open_clip reads its own."""
+    import open_clip
+
+    config = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+              "text_cfg": {"context_length": 16, "vocab_size": 100, "width": 32, "heads": 2, "layers": 1}}
+    (tmp_path / "infir-tiny-clip-test.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / "infir-tiny-clip-test.json")
+    modality = {**MODALITY, "vision_tower": {"kind": "open_clip", "name": "infir-tiny-clip-test"}}
+    tokenizer = ensure_chat_template(load_tokenizer(tokenizer_dir))
+    model, processor = build_vlm(modality, MODEL, tokenizer)
+    assert (model.vision_tower.grid, model.vision_tower.hidden_size, model.tokens_per_image) == ((4, 4), 64, 4)
+    batch, _ = _batch((model, processor, tokenizer), records, ("one", "two", "text"))
+    next_token_loss(_logits(model, batch), batch["labels"]).backward()
+    assert model.vision_tower.model.conv1.weight.grad.abs().sum() > 0
+    model.eval()
+    save_vlm(model, tokenizer, processor, tmp_path / "export")
+    loaded, _, _ = load_vlm(tmp_path / "export")
+    with torch.no_grad():
+        assert torch.equal(_logits(model, batch), _logits(loaded.eval(), batch))

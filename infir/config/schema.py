@@ -126,7 +126,7 @@ VL_EVAL_TASKS = _VLTasks()
 
 class BenchmarkSource:
     """``eval.tasks.<task>.source`` / ``.fewshot``: ``{embedded: <set>, split, <its loader's parameters>}``
-    (infir/eval/embedded.py) or ``{path, split}`` (infir/eval/records.py)."""
+    (infir/eval/embedded.py) or ``{path, split}`` (infir/records)."""
 
     def check(self, walk: Walk, path: str, value: Any) -> None:
         if not isinstance(value, dict):
@@ -191,6 +191,8 @@ def _fasttext_params() -> dict[str, Spec]:
 # _target_ node, and a model stage's `params` are FastTextParams.
 CURATION = Keys("the curation keys are", {
     **_any("name", "workers", "docs_per_shard"),
+    # a recipe's own records (curation=image_text: image-caption pairs), curated instead of the mix's sources
+    "source": Target(),
     "stages": MapOf(Target(fields={"params": Keys("fastText params are", _fasttext_params)}),
                     "the curation stages are"),
 })

@@ -78,19 +78,25 @@ def build_causal_lm(model_cfg: Mapping[str, Any], tokenizer_size: int, bos_id: i
     vocab = padded_vocab_size(tokenizer_size, int(model_cfg.get("vocab_multiple", 64)))
     model = LlamaForCausalLM(llama_config(model_cfg, vocab, bos_id, eos_id, pad_id))
     if init_from.startswith("ckpt:"):
-        path = Path(init_from[5:])
-        if not path.is_file():
-            raise FileNotFoundError(f"init_from={init_from}: no checkpoint file at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-        weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        missing = [k for k in missing if k != "lm_head.weight" or not model.config.tie_word_embeddings]
-        if missing or unexpected:
-            raise ValueError(f"init_from={init_from}: checkpoint does not match model config "
-                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        load_checkpoint_weights(model, init_from, tied=bool(model.config.tie_word_embeddings))
     elif init_from != "scratch":
         raise ValueError(f"init_from must be 'scratch', 'hf:<dir>' or 'ckpt:<path>', got {init_from!r}")
     return model
+
+
+def load_checkpoint_weights(model: torch.nn.Module, init_from: str, tied: bool) -> None:
+    """``init_from=ckpt:<path>``: the module weights of one of our Lightning checkpoints (optimizer state
+    discarded), strictly: anything missing (but a tied ``lm_head``) or unexpected is an error naming both."""
+    path = Path(init_from[5:])
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from={init_from}: no checkpoint file at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if not k.endswith("lm_head.weight") or not tied]
+    if missing or unexpected:
+        raise ValueError(f"init_from={init_from}: checkpoint does not match the model config "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:

@@ -7,7 +7,7 @@ stops at EOS. Rendered::
 
     <|system|>\\nYou are a helpful assistant.EOS<|user|>\\nWhat is 2 + 2?EOS<|assistant|>\\n2 + 2 = 4.EOS
 
-No BOS is rendered: sequences start with :func:`infir.eval.generation.prefix_token_id`, added by whoever
+No BOS is rendered: sequences start with :func:`infir.models.tokenizer.prefix_token_id`, added by whoever
 encodes (SFT data, generation). The assistant content and its EOS sit in ``{% generation %}`` so plain
 transformers' ``apply_chat_template(..., return_assistant_tokens_mask=True, return_dict=True)`` (and tools
 built on it) mark exactly the trained tokens; :mod:`infir.data.sft` computes its own mask by rendering

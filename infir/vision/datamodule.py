@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from infir.data.documents import TRAIN, VALIDATION
+from infir.data.documents import TRAIN
 from infir.data.iteration import ShuffledEpochs
 from infir.data.sft_datamodule import EpochsDataModule
 from infir.data.sources.select import keep_by_hash
@@ -34,15 +34,16 @@ _SAMPLES_LOGGED = 3
 
 def vl_records(mix_cfg: Mapping[str, Any], split: str, cache_dir: str) -> list[VLRecord]:
     """The mix's records of ``split``: embedded sources (generated into the cache) and ``files`` entries."""
-    files = embedded_llava_files(mix_cfg.get("sources") or {}, split, cache_dir)
+    cap = mix_cfg.get("max_documents_per_split")
+    files = embedded_llava_files(mix_cfg.get("sources") or {}, split, cache_dir,
+                                 cap=None if cap is None else int(cap))
     for entry in mix_cfg.get("files") or []:
         if entry.get("split", TRAIN) == split:
             files.append((entry["path"], entry.get("image_root"), entry.get("source")))
     records: list[VLRecord] = []
     for path, image_root, source in files:
         records += read_llava_records(path, image_root, source).records
-    cap = mix_cfg.get("max_documents_per_split")
-    if cap is not None:  # debug=smoke: a stable per-source sample
+    if cap is not None:  # debug=smoke: a stable per-source sample (files too)
         records = keep_by_hash(records, int(cap), lambda r: r.id, lambda r: r.source)
     return records
 

@@ -37,8 +37,11 @@ _DATA_FILE = "data.json"
 
 
 def _split_fractions(params: Mapping[str, Any]) -> dict[str, float]:
-    total = sum(int(params.get(f, 0)) for f in SPLIT_FIELDS.values())
-    return {s: int(params.get(f, 0)) / total for s, f in SPLIT_FIELDS.items() if s != TRAIN} if total else {}
+    """Each held-out split's share of the content-key space, from the configured ``n_*`` (``_fractions_from``
+    when a cap shrank one of them: the assignment, hence what is held out, must not change)."""
+    counts = params.get("_fractions_from") or params
+    total = sum(int(counts.get(f) or 0) for f in SPLIT_FIELDS.values())
+    return {s: int(counts.get(f) or 0) / total for s, f in SPLIT_FIELDS.items() if s != TRAIN} if total else {}
 
 
 def _generated(source: str, split: str, params: Mapping[str, Any], out: Path,
@@ -162,7 +165,7 @@ def source_dir(source: str, params: Mapping[str, Any], split: str, cache_dir: st
     """The cached folder holding ``data.json`` + ``images/`` of one source and split (built if absent)."""
     if source not in BUILDERS:
         raise ValueError(f"data_mix.sources.{source}: no vision-language builder; known: {sorted(BUILDERS)}")
-    clean = {k: v for k, v in dict(params).items() if not str(k).startswith("_")}
+    clean = {k: v for k, v in dict(params).items() if not str(k).startswith("_") or k == "_fractions_from"}
     spec = {"source": source, "split": split, "params": clean, "version": DATA_VERSION}
 
     def build(out: Path) -> dict[str, Any]:
@@ -172,14 +175,20 @@ def source_dir(source: str, params: Mapping[str, Any], split: str, cache_dir: st
     return Path(cached_artifact(cache_dir, "vision_data", spec, build))
 
 
-def embedded_llava_files(sources: Mapping[str, Any], split: str, cache_dir: str | Path
-                         ) -> list[tuple[str, str, str]]:
-    """(LLaVA JSON path, image root, source name) of every embedded source of ``split``."""
+def embedded_llava_files(sources: Mapping[str, Any], split: str, cache_dir: str | Path,
+                         cap: int | None = None) -> list[tuple[str, str, str]]:
+    """(LLaVA JSON path, image root, source name) of every embedded source of ``split``; ``cap``
+    (``data_mix.max_documents_per_split``, debug=smoke) generates at most that many per source."""
     files = []
     for name, params in sources.items():
         if params is None:  # data_mix.sources.<name>=null removes a source
             continue
-        directory = source_dir(name, dict(params), split, cache_dir)
+        params = dict(params)
+        field = SPLIT_FIELDS[split]
+        if cap is not None and params.get(field) is not None and int(params[field]) > cap:
+            params[field] = cap  # fewer of this split only: the split assignment (seed, other fractions) is kept
+            params["_fractions_from"] = {f: dict(sources[name]).get(f) for f in SPLIT_FIELDS.values()}
+        directory = source_dir(name, params, split, cache_dir)
         files.append((str(directory / _DATA_FILE), str(directory), name))
     return files
 

@@ -348,39 +348,17 @@ def _render_text(
     return image, meta
 
 
-def render_text(
-    text: str,
-    rng: random.Random,
-    *,
-    width_range: tuple[int, int] = (64, 256),
-    height_range: tuple[int, int] = (64, 256),
-    min_font_px: int = 10,
-    max_font_px: int | None = None,
-    fonts: Sequence[str] = FONT_KEYS,
-    legible_at: int | None = None,
-    legible_px: int = 12,
-    min_contrast: float = 4.5,
-    align: str | None = None,
-    wrap: bool = True,
-    margin_px: int = 2,
-    noise_prob: float = 0.3,
-    noise_std: tuple[float, float] = (2.0, 6.0),
-    attempts: int = 24,
-) -> Image.Image:
+def render_text(text: str, rng: random.Random, **options: Any) -> Image.Image:
     """Draw ``text`` on a random canvas (size, font, colours, alignment, position, light noise).
 
     The text is never clipped: the largest font that fits (wrapping at spaces, breaking long
     words) bounds a random size >= ``min_font_px`` (and >= the ``legible_at`` minimum); canvases
     are redrawn up to ``attempts`` times before :class:`TextDoesNotFit`. ``margin_px`` keeps ink
-    off the border. ``\\n`` in ``text`` is a hard line break.
+    off the border. ``\\n`` in ``text`` is a hard line break. ``options`` are :func:`_render_text`'s
+    keyword arguments (canvas ranges, fonts, ``legible_at``/``legible_px``, contrast, alignment,
+    wrapping, margin, noise, attempts).
     """
-    image, _ = _render_text(
-        text, rng, width_range=width_range, height_range=height_range, min_font_px=min_font_px,
-        max_font_px=max_font_px, fonts=fonts, legible_at=legible_at, legible_px=legible_px,
-        min_contrast=min_contrast, align=align, wrap=wrap, margin_px=margin_px, noise_prob=noise_prob,
-        noise_std=noise_std, attempts=attempts,
-    )
-    return image
+    return _render_text(text, rng, **options)[0]
 
 
 _MATH_PARSER = None

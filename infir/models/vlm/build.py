@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from infir.models.causal_lm import build_causal_lm
+from infir.models.causal_lm import build_causal_lm, load_checkpoint_weights
 from infir.models.vlm.model import VisionLanguageModel
 from infir.models.vlm.projector import Projector
 from infir.models.vlm.tower import TowerSpec, VisionTower, tower_normalisation
@@ -58,7 +58,7 @@ def _assemble(tower_spec: TowerSpec, projector_cfg: Mapping[str, Any], lm: Llama
               image_token_id: int) -> VisionLanguageModel:
     tower = VisionTower(tower_spec)
     projector = Projector.from_config(projector_cfg, tower.hidden_size, lm.config.hidden_size, tower.grid)
-    return VisionLanguageModel(tower, projector, lm, image_token_id)
+    return VisionLanguageModel(tower, projector, lm, image_token_id).train()  # from_pretrained leaves the LM in eval mode
 
 
 def build_vlm(modality_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase,
@@ -67,24 +67,17 @@ def build_vlm(modality_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], tok
     if init_from.startswith("hf:") and is_vlm_export(init_from[3:]):
         model, processor, _ = load_vlm(init_from[3:], tokenizer=tokenizer)
         return model, processor
-    image_token_id = add_image_token(tokenizer)
     lm_init = init_from if init_from.startswith("hf:") else "scratch"
-    lm = build_causal_lm(model_cfg, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
-                         tokenizer.pad_token_id, init_from=lm_init)
+    had_image_token = "<image>" in tokenizer.get_vocab()
+    # the LM is built for the tokenizer it was trained with; <image> then takes a free padded row or grows the table
+    lm = build_causal_lm(model_cfg, len(tokenizer) + (0 if had_image_token or lm_init != "scratch" else 1),
+                         tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, init_from=lm_init)
+    image_token_id = add_image_token(tokenizer)
     _fit_embeddings(lm, tokenizer, int(model_cfg.get("vocab_multiple", 64)))
     model = _assemble(TowerSpec.from_config(modality_cfg["vision_tower"]), modality_cfg["projector"], lm,
                       image_token_id)
     if init_from.startswith("ckpt:"):
-        path = Path(init_from[5:])
-        if not path.is_file():
-            raise FileNotFoundError(f"init_from={init_from}: no checkpoint file at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-        weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        missing = [k for k in missing if not k.endswith("lm_head.weight") or not lm.config.tie_word_embeddings]
-        if missing or unexpected:
-            raise ValueError(f"init_from={init_from}: checkpoint does not match the VL config "
-                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        load_checkpoint_weights(model, init_from, tied=bool(lm.config.tie_word_embeddings))
     elif init_from != "scratch" and not init_from.startswith("hf:"):
         raise ValueError(f"init_from must be 'scratch', 'hf:<dir>' or 'ckpt:<path>', got {init_from!r}")
     mean, std = tower_normalisation(model.vision_tower)
