@@ -166,8 +166,12 @@ def _check_paths(cfg: DictConfig) -> None:
     if cfg.tokenizer.path and not Path(cfg.tokenizer.path).is_dir():
         raise ConfigError(f"tokenizer.path: no such directory: {cfg.tokenizer.path}")
     init = str(cfg.phase.init_from)
-    if init.startswith("hf:") and not (Path(init[3:]) / "config.json").is_file():
-        raise ConfigError(f"phase.init_from={init}: no HF model directory (config.json) there")
+    if init.startswith("hf:") and not any((Path(init[3:]) / f).is_file() for f in ("config.json", "infir_vlm.json")):
+        raise ConfigError(f"phase.init_from={init}: no HF model directory (config.json) or vision-language "
+                          f"export (infir_vlm.json) there")
+    if init.startswith("hf:") and (Path(init[3:]) / "infir_vlm.json").is_file() and cfg.modality.name != "vision":
+        raise ConfigError(f"phase.init_from={init} is a vision-language export: continue it with modality=vision "
+                          f"(its language model alone is {init}/language_model)")
     if init.startswith("ckpt:") and not Path(init[5:]).is_file():
         raise ConfigError(f"phase.init_from={init}: no such checkpoint file")
     if init != "scratch" and not init.startswith(("hf:", "ckpt:")):
