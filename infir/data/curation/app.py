@@ -62,6 +62,14 @@ def _run_curation_app(cfg: DictConfig) -> None:
         results = {"inputs": curate(stages, spec, cfg.paths.cache_dir, inputs=inputs, workers=int(cfg.curation.workers),
                                     docs_per_shard=int(cfg.curation.docs_per_shard),
                                     write_excluded=bool(cfg.write_excluded))}
+    elif cfg.curation.get("source") is not None:  # a recipe with its own records (image-text pairs)
+        stages, spec = build_stages(cfg.curation)
+        source = instantiate(cfg.curation.source, _convert_="all")
+        results = {source.name: curate(stages, spec, cfg.paths.cache_dir, documents=source.documents(),
+                                       documents_fingerprint=source.fingerprint(),
+                                       workers=int(cfg.curation.workers),
+                                       docs_per_shard=int(cfg.curation.docs_per_shard),
+                                       write_excluded=bool(cfg.write_excluded))}
     else:
         curated = {name: s for name, s in curated_sources(cfg).items() if isinstance(s, CuratedSource)}
         if not curated:
