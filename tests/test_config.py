@@ -100,7 +100,7 @@ def _hf_dir(tmp_path: Path) -> str:
 def test_every_shipped_experiment_passes_the_checks(experiment, tmp_path):
     """The known top-level keys and the new checks accept every recipe the repo ships."""
     overrides = [f"experiment={experiment}"]
-    if "anneal" in experiment or "sft" in experiment:
+    if "anneal" in experiment or "sft" in experiment or experiment.startswith("infir_vl_"):
         overrides.append(_hf_dir(tmp_path))
     validate_config(_compose(*overrides))
 

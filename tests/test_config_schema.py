@@ -247,7 +247,7 @@ def _committed_options() -> list:
         for option in sorted(group_dir.glob("*.yaml")):
             group, name = group_dir.name, option.stem
             overrides = [f"{group}={name}" if group in in_defaults else f"+{group}={name}"]
-            vision = (group, name) in (("modality", "vision"), ("eval", "vl_embedded")) or \
+            vision = (group == "modality" and name.startswith("vision")) or (group, name) == ("eval", "vl_embedded") or \
                 (group == "phase" and name.startswith("mm_")) or (group == "data_mix" and "_vl_" in name)
             if vision:  # image data, the VL phases, the vision wrapper and its eval suite go together
                 context = {"phase": "phase=mm_sft", "modality": "modality=vision", "eval": "eval=vl_embedded"}
@@ -262,7 +262,7 @@ def _committed_options() -> list:
 @pytest.mark.parametrize("overrides", _committed_options())
 def test_every_committed_option_composes_and_passes_both_checks(overrides, hf_dir):
     """The schema accepts every option the repo ships (each alone; continued phases get an HF dir)."""
-    needs_model = any(part in o for o in overrides for part in ("anneal", "sft", "phase=mm_")) or \
+    needs_model = any(part in o for o in overrides for part in ("anneal", "sft", "phase=mm_", "infir_vl_")) or \
         overrides[0] == "phase=sft"
     if needs_model:
         overrides = [*overrides, f"phase.init_from=hf:{hf_dir}"]
