@@ -431,27 +431,14 @@ def _render_formula(
     return image, meta
 
 
-def render_formula(
-    latex: str,
-    rng: random.Random,
-    *,
-    font_px_range: tuple[int, int] = (16, 40),
-    fontsets: Sequence[str] = MATH_FONTSETS,
-    padding_range: tuple[int, int] = (2, 24),
-    min_contrast: float = 4.5,
-    noise_prob: float = 0.3,
-    noise_std: tuple[float, float] = (2.0, 6.0),
-) -> Image.Image:
+def render_formula(latex: str, rng: random.Random, **options: Any) -> Image.Image:
     """Render a mathtext formula (``r"$\\frac{3}{4} + x^2$"``; bare ``x^2`` gets ``$`` added) on a padded canvas.
 
     The canvas is sized to the formula's ink plus random padding, so nothing is clipped;
-    a formula mathtext cannot parse raises ``ValueError`` naming it.
+    a formula mathtext cannot parse raises ``ValueError`` naming it. ``options`` are
+    :func:`_render_formula`'s keyword arguments (font size and fontset, padding, contrast, noise).
     """
-    image, _ = _render_formula(
-        latex, rng, font_px_range=font_px_range, fontsets=fontsets, padding_range=padding_range,
-        min_contrast=min_contrast, noise_prob=noise_prob, noise_std=noise_std,
-    )
-    return image
+    return _render_formula(latex, rng, **options)[0]
 
 
 # ----------------------------------------------------------------------------- task samples
