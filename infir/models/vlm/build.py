@@ -134,6 +134,6 @@ def load_vlm(path: str | Path, tokenizer: PreTrainedTokenizerBase | None = None
     if missing or unexpected:
         raise ValueError(f"{path / _WEIGHTS}: weights do not match {VLM_CONFIG_FILE} "
                          f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-    processor = ImageProcessor(**json.loads((path / _PROCESSOR).read_text()))
-    processor = ImageProcessor(**{**processor.to_dict(), "mean": tuple(processor.mean), "std": tuple(processor.std)})
+    saved = json.loads((path / _PROCESSOR).read_text())  # JSON lists back to the tuples the processor holds
+    processor = ImageProcessor(**{**saved, "mean": tuple(saved["mean"]), "std": tuple(saved["std"])})
     return model, processor, tokenizer
