@@ -236,3 +236,44 @@ def test_an_open_clip_visual_tower_trains_and_round_trips(tokenizer_dir: Path, r
     loaded, _, _ = load_vlm(tmp_path / "export")
     with torch.no_grad():
         assert torch.equal(_logits(model, batch), _logits(loaded.eval(), batch))
+
+
+def test_a_conv_net_tower_reads_its_feature_map_and_a_frozen_one_keeps_its_batchnorm(
+        tokenizer_dir: Path, records: Path, tmp_path: Path) -> None:
+    """A timm conv net (here timm's tiny BatchNorm ResNet) as tower: stage 3's 4 x 4 map of 192 channels is
+    16 tokens (4 after pixel shuffle); frozen (mm_align) its BatchNorm running statistics stay as they were,
+    training (mm_render) they move; the export round-trips."""
+    modality = {**MODALITY, "vision_tower": {"kind": "timm", "name": "test_resnet", "image_size": 64,
+                                             "feature_layer": 3}}
+    tokenizer = ensure_chat_template(load_tokenizer(tokenizer_dir))
+    torch.manual_seed(0)
+    model, processor = build_vlm(modality, MODEL, tokenizer)
+    tower = model.vision_tower
+    assert (tower.image_size, tower.grid, tower.hidden_size, model.tokens_per_image) == (64, (4, 4), 192, 4)
+    assert processor.size == 64
+    batch, _ = _batch((model, processor, tokenizer), records, ("one", "two", "text"))
+
+    def step(patterns: list[str]) -> dict[str, torch.Tensor]:
+        apply_trainable(model, patterns)
+        model.train()
+        buffers = {n: b.clone() for n, b in tower.named_buffers()}
+        optimizer = build_adamw(model, 1e-2, 0.0, (0.9, 0.999), 1e-8, False)
+        next_token_loss(_logits(model, batch), batch["labels"]).backward()
+        optimizer.step()
+        return {n: b for n, b in buffers.items() if not torch.equal(b, dict(tower.named_buffers())[n])}
+
+    assert step(["projector.*"]) == {} and not tower.training
+    moved = step(["vision_tower.*", "projector.*"])
+    assert tower.training and any(n.endswith("running_mean") for n in moved)
+    model.eval()
+    save_vlm(model, tokenizer, processor, tmp_path / "export")
+    loaded, _, _ = load_vlm(tmp_path / "export")
+    with torch.no_grad():
+        assert torch.equal(_logits(model, batch), _logits(loaded.eval(), batch))
+
+
+def test_a_bad_conv_tower_stage_is_a_config_error() -> None:
+    from infir.models.vlm.tower import TowerSpec, VisionTower
+
+    with pytest.raises(ValueError, match="feature_layer=7"):
+        VisionTower(TowerSpec.from_config({"kind": "timm", "name": "test_resnet", "image_size": 64, "feature_layer": 7}))

@@ -90,7 +90,7 @@ TOKENIZER = Keys("the tokenizer keys are", _any("path", "vocab_size", "min_frequ
 MODALITY = Keys("the modality keys are", {
     "name": ANY,
     "vision_tower": Keys("the modality.vision_tower keys are", _any("kind", "name", "checkpoint", "model_args",
-                                                                    "feature_layer")),
+                                                                    "feature_layer", "image_size")),
     "projector": Keys("the modality.projector keys are", _any("kind", "pixel_shuffle")),
     "image": Keys("the modality.image keys are", _any("policy", "max_tiles", "size", "mean", "std", "interpolation")),
     "embedded_sets": MapOf(ANY, "the embedded multimodal sets are"),

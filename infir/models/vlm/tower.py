@@ -1,9 +1,14 @@
-"""Vision towers by name: timm (ViT / SigLIP families) or an open_clip visual tower, random or local weights.
+"""Vision towers by name: timm (ViT / SigLIP families, or conv nets' feature maps) or an open_clip visual
+tower, random or local weights.
 
-A tower maps ``(N, 3, S, S)`` pixels to ``(N, T, D)`` patch features: prefix tokens (class token,
-registers) are dropped and SigLIP's attention-pooling head is never built, because the language model
-reads patch tokens, not a pooled vector. Nothing is downloaded: ``checkpoint`` is a local file or null
-(random init, the embedded default and the tests).
+A tower maps ``(N, 3, S, S)`` pixels to ``(N, T, D)`` features. A ViT gives patch tokens: prefix tokens
+(class token, registers) are dropped and SigLIP's attention-pooling head is never built, because the
+language model reads patch tokens, not a pooled vector. A conv net (ResNet, ConvNeXt, ... : any timm model
+without a patch embedding) gives its ``(N, C, H, W)`` feature map of the chosen stage, read row by row as
+``H x W`` tokens (as ConvNeXt/FastViT-tower VLMs do). Why conv nets too: a random-init ViT learns nothing
+from a few thousand images in CPU minutes, a BatchNorm ResNet does (README, Multimodal), so the embedded
+default trains one. A frozen tower stays in eval mode, so its BatchNorm statistics are frozen with its
+weights. Nothing is downloaded: ``checkpoint`` is a local file or null (random init).
 """
 
 from __future__ import annotations
@@ -32,12 +37,15 @@ class TowerSpec:
     name: str = "vit_so400m_patch14_siglip_384"
     checkpoint: str | None = None
     model_args: Mapping[str, Any] = field(default_factory=dict)
-    feature_layer: int = -1  # -1: the tower's final (normed) features; k >= 0: block k's output, un-normed
+    feature_layer: int = -1  # -1: the final (normed) features; k >= 0: ViT block k's output, un-normed / stage k's map
+    image_size: int | None = None  # conv nets: the input side (null: the model's pretrained input size)
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any]) -> TowerSpec:
+        size = node.get("image_size")
         spec = cls(kind=str(node.get("kind", "timm")), name=str(node["name"]), checkpoint=node.get("checkpoint"),
-                   model_args=dict(node.get("model_args") or {}), feature_layer=int(node.get("feature_layer", -1)))
+                   model_args=dict(node.get("model_args") or {}), feature_layer=int(node.get("feature_layer", -1)),
+                   image_size=None if size is None else int(size))
         if spec.kind not in TOWER_KINDS:
             raise ValueError(f"modality.vision_tower.kind={spec.kind!r}: choose one of {TOWER_KINDS}")
         if spec.checkpoint and not Path(spec.checkpoint).expanduser().is_file():
@@ -46,7 +54,7 @@ class TowerSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "checkpoint": self.checkpoint,
-                "model_args": dict(self.model_args), "feature_layer": self.feature_layer}
+                "model_args": dict(self.model_args), "feature_layer": self.feature_layer, "image_size": self.image_size}
 
 
 class VisionTower(nn.Module):
@@ -57,14 +65,22 @@ class VisionTower(nn.Module):
         self.spec = spec
         if spec.kind == "timm":
             self.model, self.image_size, self.grid, self.hidden_size = _timm_tower(spec)
+            self.is_vit = hasattr(self.model, "patch_embed")
         else:
+            self.is_vit = True
             self.model, self.image_size, self.grid, self.hidden_size = _open_clip_tower(spec)
         self.num_patches = self.grid[0] * self.grid[1]
+
+    def train(self, mode: bool = True) -> VisionTower:
+        """Train mode only while some weight trains: a frozen tower's BatchNorm statistics stay frozen too."""
+        return super().train(mode and any(p.requires_grad for p in self.parameters()))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if self.spec.kind == "open_clip":
             _, tokens = self.model(pixel_values)
             return tokens
+        if not self.is_vit:
+            return _feature_map(self.model, pixel_values, self.spec.feature_layer).flatten(2).transpose(1, 2)
         if self.spec.feature_layer < 0:
             features = self.model.forward_features(pixel_values)
             return features[:, self.model.num_prefix_tokens:]
@@ -85,13 +101,37 @@ def _timm_tower(spec: TowerSpec) -> tuple[nn.Module, int, tuple[int, int], int]:
         raise ValueError(f"modality.vision_tower: timm cannot build {spec.name!r} with {dict(spec.model_args)}: {err}") \
             from err
     patch = getattr(model, "patch_embed", None)
-    if patch is None or not hasattr(model, "forward_features"):
-        raise ValueError(f"modality.vision_tower.name={spec.name!r}: not a patch-token (ViT-family) timm model")
+    if patch is None:
+        return _conv_tower(model, spec)
     if spec.feature_layer >= len(getattr(model, "blocks", [])):
         raise ValueError(f"modality.vision_tower.feature_layer={spec.feature_layer}: the tower has "
                          f"{len(model.blocks)} blocks")
     size = patch.img_size
     return model, int(size[0]), tuple(int(g) for g in patch.grid_size), int(model.embed_dim)
+
+
+def _feature_map(model: nn.Module, pixels: torch.Tensor, layer: int) -> torch.Tensor:
+    if layer < 0:
+        return model.forward_features(pixels)
+    (features,) = model.forward_intermediates(pixels, indices=[layer], intermediates_only=True)
+    return features
+
+
+def _conv_tower(model: nn.Module, spec: TowerSpec) -> tuple[nn.Module, int, tuple[int, int], int]:
+    """A timm conv net: its input side and the (H, W, C) of the chosen stage's map, from one dummy forward."""
+    stages = len(getattr(model, "feature_info", []) or [])
+    if not hasattr(model, "forward_intermediates") or spec.feature_layer >= stages:
+        raise ValueError(f"modality.vision_tower: {spec.name!r} has {stages} feature stages; feature_layer="
+                         f"{spec.feature_layer} (use -1 for the last, or a stage index)")
+    size = spec.image_size or int((getattr(model, "pretrained_cfg", {}) or {}).get("input_size", (3, 224, 224))[-1])
+    was_training = model.training
+    with torch.no_grad():
+        features = _feature_map(model.eval(), torch.zeros(1, 3, size, size), spec.feature_layer)
+    model.train(was_training)
+    if features.ndim != 4:
+        raise ValueError(f"modality.vision_tower.name={spec.name!r}: expected an (N, C, H, W) feature map, got "
+                         f"shape {tuple(features.shape)}")
+    return model, size, (int(features.shape[2]), int(features.shape[3])), int(features.shape[1])
 
 
 def _open_clip_tower(spec: TowerSpec) -> tuple[nn.Module, int, tuple[int, int], int]:
