@@ -31,6 +31,19 @@ def test_tokenizer_is_cached_by_content_and_round_trips(tmp_path):
         trained_or_loaded_tokenizer(str(tmp_path / "missing"), [], 300, 2, tmp_path)
 
 
+def test_split_digits_gives_every_digit_its_own_token_and_its_own_cache_entry(tmp_path):
+    numbers = ["(420, 359) and (583, 802); 2025 + 17 = 2042"] * 80 + TEXTS
+    merged, dir_merged = trained_or_loaded_tokenizer(None, numbers, 300, 2, tmp_path)
+    split, dir_split = trained_or_loaded_tokenizer(None, numbers, 300, 2, tmp_path, split_digits=True)
+    assert dir_merged != dir_split
+    text = "(420, 359) = 2042"
+    pieces = [split.decode([i]) for i in split(text)["input_ids"]]
+    assert [p for p in pieces if any(c.isdigit() for c in p)] == list("4203592042")
+    assert any(len(merged.decode([i]).strip()) > 1 and merged.decode([i]).strip().isdigit()
+               for i in merged(text)["input_ids"])  # plain BPE merged the frequent digit runs
+    assert split.decode(split(text)["input_ids"]) == text
+
+
 def test_shards_keep_document_boundaries_and_tokens(tmp_path, tokenizer):
     texts = [f"document number {i} " * (1 + i % 7) for i in range(200)]
     info = write_stream(texts, tokenizer, tmp_path, shard_tokens=500)

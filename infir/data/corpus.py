@@ -107,7 +107,8 @@ def prepare_corpus(sources: Mapping[str, DocumentSource], weights: Mapping[str, 
         tokenizer_cfg.get("path"),
         tokenizer_training_texts({d: grouped[d][TRAIN] for d in domains}, int(tokenizer_cfg["train_bytes"]))
         if not tokenizer_cfg.get("path") else [],
-        int(tokenizer_cfg["vocab_size"]), int(tokenizer_cfg.get("min_frequency", 2)), cache_dir)
+        int(tokenizer_cfg["vocab_size"]), int(tokenizer_cfg.get("min_frequency", 2)), cache_dir,
+        split_digits=bool(tokenizer_cfg.get("split_digits", False)))
 
     spec = {"tokenizer": str(tokenizer_dir.resolve()), "shard_tokens": shard_tokens,
             "sources": {name: s.fingerprint() for name, s in sorted(sources.items())}, "domains": domains,

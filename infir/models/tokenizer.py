@@ -39,12 +39,20 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, out_dir: Path) -> None:
-    """Train a byte-level BPE with BOS/EOS/PAD specials and save it as an HF tokenizer dir."""
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, out_dir: Path,
+              split_digits: bool = False) -> None:
+    """Train a byte-level BPE with BOS/EOS/PAD specials and save it as an HF tokenizer dir.
+
+    ``split_digits``: every digit is its own token (as Llama-2's and Qwen's tokenizers do) instead of the
+    digit runs BPE happens to merge ("420" -> "4", "20"; "583" -> "5", "8", "3"); numbers then share ten
+    output tokens, which is what lets a small model learn to write coordinates and results (README, Multimodal).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                         if split_digits else byte_level)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                   special_tokens=[BOS, EOS, PAD],
@@ -57,7 +65,8 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, out_dir
 
 
 def trained_or_loaded_tokenizer(path: str | None, texts: list[str], vocab_size: int, min_frequency: int,
-                                cache_root: str | Path) -> tuple[PreTrainedTokenizerBase, Path]:
+                                cache_root: str | Path, split_digits: bool = False
+                                ) -> tuple[PreTrainedTokenizerBase, Path]:
     """Return (tokenizer, its directory): ``path`` if given, else a BPE cached by content hash."""
     if path:
         return load_tokenizer(path), Path(path)
@@ -71,8 +80,10 @@ def trained_or_loaded_tokenizer(path: str | None, texts: list[str], vocab_size: 
         digest.update(b"\x00")
     spec = {"type": "byte_level_bpe", "vocab_size": vocab_size, "min_frequency": min_frequency,
             "text_sha256": digest.hexdigest(), "tokenizers": tokenizers.__version__}
+    if split_digits:  # only when set: existing tokenizers keep their cache keys
+        spec["split_digits"] = True
     directory = cached_artifact(cache_root, "tokenizer", spec,
-                                lambda out: train_bpe(texts, vocab_size, min_frequency, out))
+                                lambda out: train_bpe(texts, vocab_size, min_frequency, out, split_digits))
     return load_tokenizer(directory), directory
 
 

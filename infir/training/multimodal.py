@@ -40,7 +40,8 @@ def vision_language_setup(cfg: DictConfig, tokenizer_cfg: Mapping[str, Any]
     elif init_from == "scratch":
         tokenizer, tokenizer_dir = trained_or_loaded_tokenizer(None, _conversation_text(train_records),
                                                                int(tokenizer_cfg["vocab_size"]),
-                                                               int(tokenizer_cfg["min_frequency"]), cache)
+                                                               int(tokenizer_cfg["min_frequency"]), cache,
+                                                               split_digits=bool(tokenizer_cfg.get("split_digits")))
     else:
         raise ValueError(f"phase.init_from={init_from}: cannot find its tokenizer; set tokenizer.path")
     tokenizer = ensure_chat_template(tokenizer)
