@@ -82,8 +82,10 @@ def test_filter_drops_injected_mismatches(stage, decision, cache_dir):
     print(f"image-text filter: recall {recall:.3f}, precision {precision:.3f}")
     assert injected == round(0.1 * len(kept + excluded))
     # The threshold saw only validation pairs; random dropping would give 0.1 precision. Measured (default
-    # tiny CLIP, best_f1 on validation): recall 0.875 (35 of 40), precision 0.946. Recall is one mismatch short
-    # of 0.9: the misses are digit-for-digit swaps and shapes that differ only in the shape word.
+    # tiny CLIP, best_f1 on validation): on this pool (40 injected) recall 0.875-0.925 and precision 0.95-0.97
+    # depending on the machine's float rounding; pooled over 6 injection seeds (240 injected) recall 0.875,
+    # precision 0.925. The bar is 0.9/0.9; the misses are digit-for-digit swaps and shapes that differ
+    # only in the shape word (source-grouped hard-negative batches made it worse: recall 0.73 at 25 %).
     assert recall >= 0.85 and precision >= 0.9
 
 
