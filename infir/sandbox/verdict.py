@@ -15,6 +15,7 @@ exit status 0.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ _RESOURCE_EXCEPTIONS = {
     "RecursionError": "recursion limit",
     "BlockingIOError: [Errno 11] Resource temporarily unavailable": "process limit",
     "OSError: [Errno 11] Resource temporarily unavailable": "process limit",
+    "OSError: [Errno 12] Cannot allocate memory": "memory limit",  # fork() past the address-space limit
     "OSError: [Errno 24] Too many open files": "open-file limit",
     "OSError: [Errno 27] File too large": "file-size limit",
     "OSError: [Errno 28] No space left on device": "working-directory size limit",
@@ -79,7 +81,22 @@ def classify(ending: Ending) -> tuple[str, str]:
         if ending.tests_completed is None:
             return PASS, ""
         return FAIL, "ended with status 0 before its tests completed"
-    for prefix, reason in _RESOURCE_EXCEPTIONS.items():
-        if last.startswith(prefix):
-            return ERROR, f"{reason} ({last})"
+    resource = _resource_reason(last)
+    if resource is None and not _EXCEPTION_LINE.match(last):
+        # many processes writing tracebacks at once (a fork bomb's children) interleave them, so the last
+        # line may be a fragment: the latest complete resource exception line names the limit instead
+        resource = next((r for line in reversed(ending.stderr.splitlines())
+                         if (r := _resource_reason(line.strip())) is not None), None)
+    if resource is not None:
+        return ERROR, resource
     return FAIL, last or f"exit code {code}"
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")
+
+
+def _resource_reason(line: str) -> str | None:
+    for prefix, reason in _RESOURCE_EXCEPTIONS.items():
+        if line.startswith(prefix):
+            return f"{reason} ({line})"
+    return None
