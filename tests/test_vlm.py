@@ -272,8 +272,11 @@ def test_a_conv_net_tower_reads_its_feature_map_and_a_frozen_one_keeps_its_batch
         assert torch.equal(_logits(model, batch), _logits(loaded.eval(), batch))
 
 
-def test_a_bad_conv_tower_stage_is_a_config_error() -> None:
+def test_a_bad_tower_stage_or_size_is_a_config_error() -> None:
     from infir.models.vlm.tower import TowerSpec, VisionTower
 
     with pytest.raises(ValueError, match="feature_layer=7"):
         VisionTower(TowerSpec.from_config({"kind": "timm", "name": "test_resnet", "image_size": 64, "feature_layer": 7}))
+    vit = {**MODALITY["vision_tower"], "image_size": 64}  # a ViT's side is model_args.img_size (32 here)
+    with pytest.raises(ValueError, match="image_size=64.*model_args.img_size"):
+        VisionTower(TowerSpec.from_config(vit))

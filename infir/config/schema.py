@@ -85,7 +85,7 @@ DATA_MIX = Keys("the data_mix keys are", {
 
 # infir/training/train.py (continued_tokenizer_cfg) and data/corpus.py (prepare_corpus)
 TOKENIZER = Keys("the tokenizer keys are", _any("path", "vocab_size", "min_frequency", "train_bytes",
-                                                                  "split_digits"))
+                                                "split_digits"))
 # infir/models/vlm/ (tower.TowerSpec, projector.Projector), infir/vision/transforms.py (ImageProcessor) and
 # infir/vision/embedded.py (embedded_sets, the builders' parameters); text has only `name`.
 MODALITY = Keys("the modality keys are", {

@@ -32,6 +32,16 @@ _RESOURCE_EXCEPTIONS = {
     "OSError: [Errno 28] No space left on device": "working-directory size limit",
 }
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")
+
+
+def _resource_reason(line: str) -> str | None:
+    """The limit a resource exception line names (with the line), or None."""
+    for prefix, reason in _RESOURCE_EXCEPTIONS.items():
+        if line.startswith(prefix):
+            return f"{reason} ({line})"
+    return None
+
 
 @dataclass(frozen=True)
 class Ending:
@@ -90,13 +100,3 @@ def classify(ending: Ending) -> tuple[str, str]:
     if resource is not None:
         return ERROR, resource
     return FAIL, last or f"exit code {code}"
-
-
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")
-
-
-def _resource_reason(line: str) -> str | None:
-    for prefix, reason in _RESOURCE_EXCEPTIONS.items():
-        if line.startswith(prefix):
-            return f"{reason} ({line})"
-    return None

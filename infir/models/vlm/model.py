@@ -49,8 +49,7 @@ class VisionLanguageModel(nn.Module):
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` -> ``(N, tokens_per_image, hidden)``; a frozen tower runs without autograd."""
-        tower_trains = any(p.requires_grad for p in self.vision_tower.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled() and tower_trains):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.vision_tower.trains):
             features = self.vision_tower(pixel_values)
         return self.projector(features)
 

@@ -65,21 +65,25 @@ class VisionTower(nn.Module):
         self.spec = spec
         if spec.kind == "timm":
             self.model, self.image_size, self.grid, self.hidden_size = _timm_tower(spec)
-            self.is_vit = hasattr(self.model, "patch_embed")
         else:
-            self.is_vit = True
             self.model, self.image_size, self.grid, self.hidden_size = _open_clip_tower(spec)
+        self.is_conv_net = spec.kind == "timm" and not hasattr(self.model, "patch_embed")
         self.num_patches = self.grid[0] * self.grid[1]
+
+    @property
+    def trains(self) -> bool:
+        """Whether any tower weight is trainable in this phase."""
+        return any(p.requires_grad for p in self.parameters())
 
     def train(self, mode: bool = True) -> VisionTower:
         """Train mode only while some weight trains: a frozen tower's BatchNorm statistics stay frozen too."""
-        return super().train(mode and any(p.requires_grad for p in self.parameters()))
+        return super().train(mode and self.trains)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if self.spec.kind == "open_clip":
             _, tokens = self.model(pixel_values)
             return tokens
-        if not self.is_vit:
+        if self.is_conv_net:
             return _feature_map(self.model, pixel_values, self.spec.feature_layer).flatten(2).transpose(1, 2)
         if self.spec.feature_layer < 0:
             features = self.model.forward_features(pixel_values)
@@ -103,6 +107,9 @@ def _timm_tower(spec: TowerSpec) -> tuple[nn.Module, int, tuple[int, int], int]:
     patch = getattr(model, "patch_embed", None)
     if patch is None:
         return _conv_tower(model, spec)
+    if spec.image_size is not None and spec.image_size != int(patch.img_size[0]):
+        raise ValueError(f"modality.vision_tower.image_size={spec.image_size}: a ViT's input side is "
+                         f"model_args.img_size ({int(patch.img_size[0])} for {spec.name!r}); set that instead")
     if spec.feature_layer >= len(getattr(model, "blocks", [])):
         raise ValueError(f"modality.vision_tower.feature_layer={spec.feature_layer}: the tower has "
                          f"{len(model.blocks)} blocks")
