@@ -33,6 +33,21 @@ def test_default_and_paper_shapes_compose_and_validate():
     assert cfg.model.rope_theta == 500000.0 and cfg.model.tie_word_embeddings
 
 
+def test_the_paper_vision_shape_composes_to_a_buildable_so400m_tower():
+    """modality=vision_so400m inherits the embedded default's keys; image_size, which only fits the embedded
+    conv tower, must not reach the ViT: built on the meta device, it is the
+    paper's 27 x 27 patches of width 1152 (PAPER.md §5)."""
+    import torch
+
+    from infir.models.vlm.tower import TowerSpec, VisionTower
+
+    node = _compose("experiment=infir_vl_1_6b_align").modality.vision_tower
+    assert node.image_size is None
+    with torch.device("meta"):
+        tower = VisionTower(TowerSpec.from_config(node))
+    assert (tower.image_size, tower.grid, tower.hidden_size) == (384, (27, 27), 1152)
+
+
 @pytest.mark.parametrize("override, key", [
     ("data_mix.token_budget=-5", "data_mix.token_budget"),
     ("phase.micro_batch_size=0", "phase.micro_batch_size"),
