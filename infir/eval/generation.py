@@ -103,6 +103,7 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     detokenizer: _Detokenizer | None = None
     result: str | None = None
+    finished: bool = False  # ended by EOS or a stop string (else by the token budget)
 
 
 def _find_stop(text: str, start: int, stops: tuple[str, ...]) -> int:
@@ -286,6 +287,7 @@ def _decode_batch(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, ro
         for i, token in enumerate(tokens.tolist()):
             row = rows[active[i]]
             if token in end_ids:
+                row.finished = True
                 continue
             row.tokens.append(token)
             if stops:
@@ -294,6 +296,7 @@ def _decode_batch(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, ro
                 cut = _find_stop(row.detokenizer.text, max(0, checked - longest_stop + 1), stops)
                 if cut >= 0:
                     row.result = row.detokenizer.text[:cut]
+                    row.finished = True
                     continue
             keep.append(i)
         if not keep or step == config.max_new_tokens - 1:
@@ -332,6 +335,13 @@ def generate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts
     EOS (the tokenizer's, or the model generation config's) also ends a row. Outputs follow the
     order of ``prompts``. Deterministic for a given ``config.seed`` and inputs.
     """
+    return [[text for text, _ in row] for row in generate_with_endings(model, tokenizer, prompts, config, progress)]
+
+
+def generate_with_endings(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                          config: GenerationConfig, progress: bool = False) -> list[list[tuple[str, bool]]]:
+    """As :func:`generate`, each completion paired with whether it finished (EOS or a stop string) rather than
+    running out of ``max_new_tokens``: data synthesis drops truncated replies, evaluation scores them."""
     if not prompts:
         return []
     _check_full_attention(model)
@@ -351,7 +361,7 @@ def generate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts
     generator = torch.Generator(device=device).manual_seed(config.seed) if config.do_sample else None
     end_ids = _end_token_ids(model, tokenizer, config.stop)
     vocab = len(tokenizer)  # logits beyond the tokenizer (vocab padding) are never valid outputs
-    results: list[list[str]] = [[] for _ in prompts]
+    results: list[list[tuple[str, bool]]] = [[] for _ in prompts]
 
     was_training = model.training
     model.eval()
@@ -363,7 +373,7 @@ def generate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts
                 rows = [_Row(slot=i, prompt=encoded[i]) for i in batch for _ in range(copies)]
                 _decode_batch(model, tokenizer, rows, copies, config, generator, end_ids, vocab)
                 for row in rows:
-                    results[row.slot].append(row.result)
+                    results[row.slot].append((row.result, row.finished))
                 bar.update(len(batch))
     finally:
         model.train(was_training)

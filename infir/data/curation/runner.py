@@ -212,11 +212,7 @@ class CurationRunner:
                 self._pool_map(_map_task, tasks, stage.name)
             stats = StageStats(stage.name)
             for out in outputs:
-                shard_stats = json.loads(stats_path(out).read_text())
-                stats.read += shard_stats["read"]
-                stats.kept += shard_stats["kept"]
-                stats.dropped.update(shard_stats["dropped"])
-                stats.seconds += shard_stats["seconds"]
+                stats.merge(json.loads(stats_path(out).read_text()))
             stats.check()
             if stats.read != funnel[-1]["kept"]:
                 raise AssertionError(f"stage {stage.name} read {stats.read} documents but the previous stage "

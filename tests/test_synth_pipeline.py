@@ -1,0 +1,157 @@
+"""The synthesis pipeline end to end against a scripted teacher served over the OpenAI protocol on loopback.
+
+The teacher (``tests/support/teacher.py``) knows each seed's answer and how many of its 4 samples it gets
+right, so every stage's outcome is predicted here: which evolutions are eliminated and why, which items the
+reference and majority rewards accept, their difficulty, and what selection keeps. The same run is repeated
+against servers that fail or stall (the dataset must be byte-identical, the retries counted) and killed
+mid-run and resumed (byte-identical again, and no request sent twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import REPO
+from infir.hydra_support import register_resolvers
+from support.openai_server import serve
+from support.teacher import ScriptedTeacher, evolution_outcome, rewrite, solved
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+register_resolvers()
+
+SEEDS = ["synth.seeds.sources.procedural.max_seeds=20", "synth.seeds.sources.champ.max_seeds=6",
+         "synth.seeds.sources.stdlib=null"]
+FAST_RETRIES = ["synth.generator.max_retries=4", "synth.generator.backoff_base_s=0.01",
+                "synth.generator.backoff_max_s=0.05", "synth.generator.max_concurrency=4"]
+
+
+def _overrides(base_url: str, root: Path, *extra: str) -> list[str]:
+    return ["synth/generator=openai", f"synth.generator.base_url={base_url}", "synth.generator.model=teacher",
+            "synth.generator.timeout_s=0.6", *FAST_RETRIES, *SEEDS, "synth.docs_per_shard=8", "synth.progress=false",
+            f"paths.output_dir={root / 'out'}", f"paths.cache_dir={root / 'cache'}", *extra]
+
+
+def _compose(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="synthesize", overrides=overrides)
+
+
+def _seeds(cfg):
+    from hydra.utils import instantiate
+
+    return list(instantiate(cfg.synth.seeds, _convert_="all").documents())
+
+
+def _run(server, root: Path, *extra: str):
+    from infir.synth.app import run_synth
+
+    return run_synth(_compose(_overrides(server.base_url, root, *extra)))
+
+
+@pytest.fixture(scope="module")
+def teacher() -> ScriptedTeacher:
+    return ScriptedTeacher(_seeds(_compose(_overrides("http://unused", Path("/nonexistent")))))
+
+
+@pytest.fixture(scope="module")
+def healthy(teacher, tmp_path_factory):
+    root = tmp_path_factory.mktemp("healthy")
+    with serve(reply_fn=teacher) as server:
+        result = _run(server, root)
+        bodies = [json.dumps(b, sort_keys=True) for b in server.bodies]
+    return result, bodies
+
+
+def _row(result, name: str) -> dict:
+    return next(row for row in result.funnel if row["name"] == name)
+
+
+def test_every_stage_does_what_the_teacher_scripted(teacher, healthy) -> None:
+    result, _ = healthy
+    seeds = list(teacher.by_instruction.values())
+    outcomes = Counter(evolution_outcome(s.text) for s in seeds)
+    evolve = _row(result, "evolve")
+    assert evolve["read"] == len(seeds) and evolve["created"] == len(seeds)  # one op per instruction
+    assert evolve["dropped"] == {k: v for k, v in {"template_leak": outcomes["leak"], "refusal": outcomes["refuse"],
+                                                   "no_information_gain": outcomes["same"]}.items() if v}
+    assert _row(result, "dedup")["kept"] == evolve["kept"]  # the teacher's rewrites are no near-duplicates
+
+    # what rejection, scoring and selection must give: seeds are checked against their reference (kept when one
+    # of 4 samples is right), rewrites by majority (kept when at least 2 agree); difficulty from the solve rate
+    evolved = [rewrite(s.text) for s in seeds if evolution_outcome(s.text) == "rewrite"]
+    expected_kept = {}
+    for text in [s.text for s in seeds] + evolved:
+        k = solved(text)
+        is_seed = text in teacher.by_instruction
+        if (is_seed and k >= 1) or (not is_seed and k >= 2):
+            expected_kept[text] = "easy" if k >= 3 else "hard" if k <= 1 else "medium"
+    reject = _row(result, "reject")
+    assert reject["kept"] == len(expected_kept)
+    assert reject["counts"]["judged_reference_answer"] == 4 * len(seeds)
+    assert reject["counts"]["accepted_reference_answer"] == sum(solved(s.text) for s in seeds)
+    expected_final = {text for text, level in expected_kept.items() if level in ("medium", "hard")}
+    assert {d.text for d in result.samples} == expected_final
+    assert _row(result, "select")["dropped"] == {"difficulty_not_selected": len(expected_kept) - len(expected_final)}
+    for doc in result.samples:
+        assert doc.metadata["difficulty"] == expected_kept[doc.text]
+
+
+def test_the_sft_file_is_valid_training_data_and_the_report_covers_every_stage(teacher, healthy) -> None:
+    from infir.data.sft import normalise_conversation
+
+    result, _ = healthy
+    records = [json.loads(line) for line in result.sft_file.read_text().splitlines()]
+    assert len(records) == len(result.samples) > 0
+    for record in records:
+        messages = normalise_conversation(record)
+        assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+        seed = teacher.seed_of(messages[1]["content"].split("\nThink step by step.")[0])
+        assert seed.metadata["reference"]["answer"] in messages[2]["content"]  # the kept reply is a right one
+        assert messages[1]["content"].endswith("Think step by step." if seed.metadata["format"] == "gsm8k"
+                                               else "Put the final answer in \\boxed{}.")
+    assert all(json.loads(line)["split"] == "validation" for line in result.validation_file.read_text().splitlines())
+    report = result.report.read_text()
+    for row in result.funnel:
+        assert f"| {row['name']} | {row['read']} |" in report
+    assert "reference_answer:" in report and (result.report.parent / "report_distributions.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("faults", [{"fail_every": 3, "fail_status": 429}, {"fail_every": 4, "fail_status": 500},
+                                    {"slow_every": 5, "slow_s": 1.5}], ids=["429", "500", "slower_than_timeout"])
+def test_a_flaky_server_gives_the_same_dataset_and_counts_its_retries(teacher, healthy, tmp_path, faults) -> None:
+    with serve(reply_fn=teacher, **faults) as server:
+        result = _run(server, tmp_path)
+        injected = server.failures_sent + server.slow_sent
+    assert result.sft_file.read_bytes() == healthy[0].sft_file.read_bytes()
+    retries = sum(row.get("counts", {}).get("backend_retries", 0) for row in result.funnel)
+    assert injected > 0 and retries == injected
+    assert not any("request_failed" in row["dropped"] for row in result.funnel)
+
+
+def test_a_killed_run_resumes_to_the_same_dataset_without_asking_twice(teacher, healthy, tmp_path) -> None:
+    with serve(reply_fn=teacher, delay_s=0.15) as server:
+        cmd = [sys.executable, "-m", "infir.synth", *_overrides(server.base_url, tmp_path)]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "cache").glob("synth/curation/*/0?_candidates/shard_00000.stats.json")):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the candidates stage never finished a shard"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not list((tmp_path / "cache").glob("synth/curation/*/manifest.json"))  # killed mid-run
+        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
+        bodies = [json.dumps(b, sort_keys=True) for b in server.bodies]
+    sft_file = tmp_path / "out" / "synth" / "embedded" / "medium_hard" / "sft.jsonl"
+    assert sft_file.read_bytes() == healthy[0].sft_file.read_bytes()
+    assert len(bodies) == len(set(bodies)) == len(healthy[1])  # every request sent once over both runs
