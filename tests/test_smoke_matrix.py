@@ -46,7 +46,7 @@ def _inputs(experiment: str, model_dir, tmp_path) -> list[str]:
     """What each experiment needs from the user anyway (its README command gives them)."""
     if experiment == "llama3_2_1b_pretrain":  # real pre-training keeps synthetic text out (PAPER.md §2): so must
         return [f"tokenizer.path={model_dir}", "data_mix.sources.procedural=null"]  # the embedded stand-in mix
-    if experiment == "llama3_2_1b_anneal" or experiment.startswith("infir_vl_1_6b_"):
+    if experiment == "llama3_2_1b_anneal" or experiment.startswith("infir_vl_1_6b_") or experiment == "sft_difficulty":
         return [f"phase.init_from=hf:{model_dir}"]
     if experiment == "llama3_2_1b_sft":
         path = tmp_path / "sft.jsonl"
@@ -85,8 +85,9 @@ def test_smoke_composes_and_validates_with_every_experiment_and_trainer(experime
 
 # The chains run in their own tests (test_sft_phase.py, test_vl_chain.py). The InfiR-VL-1.6B stages are composed
 # and validated above: their SigLIP-So400m tower (428 M parameters, 5 tiles of 384 px per image) is a GPU job.
+# sft_difficulty is phase=sft on data_mix=synth_sft, which tests/test_synth_pipeline.py trains on a synthesised file.
 RUN_ELSEWHERE = {"embedded_chain", "embedded_vl_chain", "infir_vl_1_6b_align", "infir_vl_1_6b_render",
-                 "infir_vl_1_6b_sft"}
+                 "infir_vl_1_6b_sft", "sft_difficulty"}
 
 
 @pytest.mark.slow

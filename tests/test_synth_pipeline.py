@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO
+from conftest import REPO, run_train
 from infir.hydra_support import register_resolvers
 from support.openai_server import serve
 from support.teacher import ScriptedTeacher, evolution_outcome, rewrite, solved
@@ -155,3 +155,53 @@ def test_a_killed_run_resumes_to_the_same_dataset_without_asking_twice(teacher, 
     sft_file = tmp_path / "out" / "synth" / "embedded" / "medium_hard" / "sft.jsonl"
     assert sft_file.read_bytes() == healthy[0].sft_file.read_bytes()
     assert len(bodies) == len(set(bodies)) == len(healthy[1])  # every request sent once over both runs
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> Path:
+    from support.tiny_lm import save_tiny_lm
+
+    return save_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+
+
+def test_phase_sft_trains_on_the_synthesised_file_as_written(healthy, tiny_lm, tmp_path, shared_cache) -> None:
+    result, _ = healthy
+    run_train(["phase=sft", "data_mix=synth_sft", f"data_mix.synth_dir={result.sft_file.parent}",
+               f"phase.init_from=hf:{tiny_lm}", "debug=smoke", "logger=csv"], tmp_path, shared_cache, fork=True)
+    (plan,) = tmp_path.glob("*/runs/*/run_plan.json")
+    stats = json.loads(plan.read_text())["domains"]
+    assert stats["conversations"] + sum(stats["skipped"].values()) == len(result.samples)  # none lost in reading
+    assert stats["conversations"] > 0 and list(stats["validation"]) == ["embedded_validation"]
+
+
+def test_a_synthetic_anneal_mix_trains_and_pretraining_refuses_it(healthy, tiny_lm, tmp_path, shared_cache) -> None:
+    result, _ = healthy
+    from infir.data.sources.champ import ChampSource
+
+    mix = ["data_mix=synth_anneal", f"data_mix.synth_dir={result.sft_file.parent}", "data_mix.sources.procedural=null", f"phase.init_from=hf:{tiny_lm}", "phase.optimizer.lr=1e-3",
+           "debug=smoke", "logger=csv"]
+    run_train(["phase=anneal", *mix], tmp_path / "anneal", shared_cache, fork=True)
+    (plan,) = (tmp_path / "anneal").glob("*/runs/*/run_plan.json")
+    documents = json.loads(plan.read_text())["documents"]
+    champ_train = sum(d.split == "train" for d in ChampSource().documents())
+    smoke_cap = 100  # debug=smoke: data_mix.max_documents_per_split
+    assert documents["math/train"] == min(champ_train, smoke_cap) + sum(d.domain == "math" for d in result.samples)
+    refused = run_train(["phase=pretrain", *mix, "data_mix.allow_synthetic=false"], tmp_path / "pretrain",
+                        shared_cache, check=False, fork=True)
+    assert refused.returncode != 0 and "synthetic sources ['synth']" in refused.stderr
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("+synth.bogus=1", "unknown key(s) ['synth.bogus']"),
+    ("synth.generator.model=/nonexistent/model", "model=/nonexistent/model: does not exist"),
+    ("synth.stages.select.difficulties.math=[easy,extreme]", "unknown level(s) ['extreme']"),
+    ("+synth.stages.candidates.temprature=0.5", "synth.stages.candidates:"),
+], ids=["unknown_key", "missing_generator", "bad_level", "misspelt_stage_key"])
+def test_set_up_errors_are_one_line_before_any_work(override, expected, tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "infir.synth", override, f"paths.output_dir={tmp_path}",
+                           f"paths.cache_dir={tmp_path / 'cache'}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("[infir] synth: ") and expected in line
+    assert not (tmp_path / "cache" / "synth" / "curation").exists()  # nothing ran

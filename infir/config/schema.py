@@ -78,7 +78,8 @@ TOKEN_SOURCES = MapOf(Target(), "the data_mix sources are")
 DATA_MIX = Keys("the data_mix keys are", {
     **_any("name", "kind", "weights", "token_budget", "allow_synthetic", "shard_tokens", "val_windows_per_domain",
            "num_workers", "curate", "val_per_source", "max_documents_per_split",
-           "synth_dir"),  # conf/data_mix/synth_*.yaml: the synthesis output folder their files come from
+           # conf/data_mix/synth_*.yaml: the synthesis output folder their files come from, and its variant
+           "synth_dir", "synth_variant"),
     "sources": Switch(lambda root: {"sft": SFT_SOURCES, "vl": VL_SOURCES}.get((root.get("data_mix") or {}).get("kind"),
                                                                                 TOKEN_SOURCES)),
     "files": ListOf(Keys("a data_mix file entry takes", _any("path", "split", "source", "image_root"))),

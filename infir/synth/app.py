@@ -26,6 +26,11 @@ from infir.synth import output
 log = logging.getLogger(__name__)
 
 
+# What a recipe (conf/synth/*.yaml) may set; the stages' own keys are checked by their constructors.
+SYNTH_KEYS = frozenset({"name", "variant", "output_dir", "reply_cache", "docs_per_shard", "write_excluded", "progress",
+                        "seeds", "suffixes", "stages", "generator"})
+
+
 @functools.cache
 def synth_code_fingerprint() -> str:
     """Hash of this package's code: a changed rule must not reuse stale stage outputs."""
@@ -44,15 +49,25 @@ def build_synth_stages(synth_cfg: DictConfig) -> tuple[list[Any], dict[str, Any]
     """
     from hydra.utils import instantiate
 
+    from hydra.errors import InstantiationException
+
     spec = OmegaConf.to_container(synth_cfg, resolve=True)
+    unknown = sorted(set(spec) - SYNTH_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key(s) {['synth.' + k for k in unknown]}; the synth keys are {sorted(SYNTH_KEYS)}")
     stages = []
     for name, node in (spec.get("stages") or {}).items():
         if node is None:
             continue
+        if not isinstance(node, dict) or "_target_" not in node:
+            raise ValueError(f"synth.stages.{name}: a stage is a node with a _target_ (or null to leave it out)")
         node = dict(node)
         generator = node.pop("generator", None)
-        factory = instantiate(node, _partial_=True, _convert_="all")
-        stages.append(factory(name=name, **({"generator": generator} if generator is not None else {})))
+        try:
+            factory = instantiate(node, _partial_=True, _convert_="all")
+            stages.append(factory(name=name, **({"generator": generator} if generator is not None else {})))
+        except (InstantiationException, TypeError) as error:  # a misspelt key, an unimportable _target_
+            raise ValueError(f"synth.stages.{name}: {str(error).splitlines()[0]}") from None
     if not stages:
         raise ValueError("synth.stages: the recipe has no stage")
     return stages, spec

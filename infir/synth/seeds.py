@@ -39,6 +39,7 @@ def doctest_script(docstring: str, name: str, module: str) -> str | None:
         return None
     return "\n".join([
         "import doctest as _doctest, importlib as _importlib",
+        f"assert {name!r} in globals(), 'the solution does not define {name}'",  # else the module's own would run
         f"for _k, _v in vars(_importlib.import_module({module!r})).items():",
         "    globals().setdefault(_k, _v)",
         f"_test = _doctest.DocTestParser().get_doctest({docstring!r}, dict(globals()), {name!r}, None, 0)",

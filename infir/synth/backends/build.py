@@ -17,9 +17,16 @@ def build_backend(spec: dict[str, Any], reply_cache: str | None = None) -> Gener
     """The backend ``spec`` (a ``_target_`` node as plain dict) describes, behind the reply cache if given."""
     key = json.dumps([spec, reply_cache], sort_keys=True, default=str)
     if key not in _BUILT:
+        from hydra.errors import InstantiationException
         from hydra.utils import instantiate
 
-        backend = instantiate(spec, _convert_="all")
+        try:
+            backend = instantiate(spec, _convert_="all")
+        except InstantiationException as error:
+            cause = error.__cause__ or error
+            hint = (" (the embedded default generates with the SFT export of `python train.py experiment=embedded_chain`;"
+                    " or set synth.generator.model=<HF dir>)" if isinstance(cause, FileNotFoundError) else "")
+            raise ValueError(f"synth.generator: {cause}{hint}") from None
         _BUILT[key] = CachedBackend(backend, reply_cache) if reply_cache else backend
     return _BUILT[key]
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from infir.data.documents import Document
 from infir.eval.loading import check_dtype
-from infir.synth.rewards.base import CANDIDATES, Reward, Verdict
+from infir.synth.items import CANDIDATES
+from infir.synth.rewards.base import Reward, Verdict
 
 if TYPE_CHECKING:  # torch and transformers load only when the model does (in the worker that judges)
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
