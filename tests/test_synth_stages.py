@@ -61,7 +61,8 @@ ADVERSARIAL = {
     "leaves_a_process_and_exits": (  # a background process that would outlive the run, then a clean exit
         "import os, subprocess, sys\n"
         f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)  # {STRAY_MARKER}'])\n"
-        "import time\ntime.sleep(0.3)  # long enough for it to start\ndef running_max(xs):\n    return xs\n\nos._exit(0)\n"),
+        "import time\ntime.sleep(0.3)  # long enough for it to start\n"
+        "def running_max(xs):\n    return xs\n\nos._exit(0)\n"),
 }
 
 
