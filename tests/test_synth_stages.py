@@ -254,9 +254,12 @@ PARENT = "Tom has 3 apples and buys 4 more at the market. How many apples does T
     (" ".join(f"apple{i}" for i in range(301)), "too_long"),
     ("tom has 3 apples, and buys 4 more at the market; how many apples does tom have now", "no_information_gain"),
     (PARENT.replace("now?", "now today?"), "no_information_gain"),  # one new word: word-set Jaccard above 0.9
+    ("He buys 4 more, so 3 + 4 = 7 apples.\n#### 7", "answered_not_rewritten"),  # a solution, not a task
+    ("Write it as code:\n```python\nprint(3 + 4)\n```", "answered_not_rewritten"),
     ("Tom has 3 apples, buys 4 more, then gives a third of all his apples to Ann. How many does Tom keep, and "
      "how many would he keep if he had bought twice as many?", None),
-], ids=["leak", "refusal", "degenerate", "too_long", "repunctuated", "near_copy", "real_rewrite"])
+], ids=["leak", "refusal", "degenerate", "too_long", "repunctuated", "near_copy", "answered", "answered_code",
+        "real_rewrite"])
 def test_the_evolution_filter_names_each_failed_rewrite(evolved: str, reason: str | None) -> None:
     assert EvolutionFilter().reason(evolved, PARENT) == reason
 

@@ -12,13 +12,14 @@ import sys
 
 import hydra
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 import infir  # noqa: F401  (torchvision op guard)
 from infir.hydra_support import register_resolvers
 
 register_resolvers()
 
-SETUP_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError)
+SETUP_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, MissingMandatoryValue)
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="synthesize")

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # What a recipe (conf/synth/*.yaml) may set; the stages' own keys are checked by their constructors.
 SYNTH_KEYS = frozenset({"name", "variant", "output_dir", "reply_cache", "docs_per_shard", "write_excluded", "progress",
-                        "seeds", "suffixes", "stages", "generator"})
+                        "seeds", "suffixes", "stages", "generator", "reward_model"})
 
 
 @functools.cache
@@ -67,7 +67,7 @@ def build_synth_stages(synth_cfg: DictConfig) -> tuple[list[Any], dict[str, Any]
             factory = instantiate(node, _partial_=True, _convert_="all")
             stages.append(factory(name=name, **({"generator": generator} if generator is not None else {})))
         except (InstantiationException, TypeError) as error:  # a misspelt key, an unimportable _target_
-            raise ValueError(f"synth.stages.{name}: {str(error).splitlines()[0]}") from None
+            raise ValueError(f"synth.stages.{name}: {' '.join(str(error).split())}") from None
     if not stages:
         raise ValueError("synth.stages: the recipe has no stage")
     return stages, spec

@@ -11,8 +11,10 @@ reference-free reward (a reward model, majority agreement) or generated tests ca
 Elimination (reasons as counted): ``no_information_gain`` (the rewrite says what the parent said: equal after
 normalisation, or word-set Jaccard above ``max_similarity``), ``refusal``, ``degenerate`` (fewer than
 ``min_content_words`` words that are not stop words or punctuation), ``template_leak`` (the prompt's own
-markers, e.g. "#Rewritten Prompt#"), ``too_long`` (over ``max_words``), plus the replies a backend could not
-give (``request_failed``, ``empty_reply``, ``truncated``).
+markers, e.g. "#Rewritten Prompt#"), ``answered_not_rewritten`` (the reply holds an answer's markers —
+``####``, ``\boxed``, "final answer is", a code fence — so the generator solved the task instead of rewriting
+it: what a small SFT model does with a rewrite prompt), ``too_long`` (over ``max_words``), plus the replies a
+backend could not give (``request_failed``, ``empty_reply``, ``truncated``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ it its this that these those there here what which who whom how why when where d
 could would should will shall may might must i you he she we they me him her us them my your our their""".split())
 DEFAULT_LEAK_MARKERS = ("#rewritten prompt#", "#given prompt#", "#created prompt#", "#new prompt#",
                         "rewritten prompt:", "given prompt:", "#instruction#")
+DEFAULT_ANSWER_MARKERS = ("####", "\\boxed", "final answer is", "```")
 DEFAULT_REFUSALS = (r"\bi(?:'m| am)? (?:sorry|unable|not able)\b", r"\bi can(?:not|'t)\b", r"\bas an ai\b",
                     r"\bi (?:won't|will not)\b")
 
@@ -71,9 +74,11 @@ class EvolutionFilter:
 
     def __init__(self, max_similarity: float = 0.9, min_content_words: int = 3, max_words: int = 300,
                  leak_markers: Sequence[str] = DEFAULT_LEAK_MARKERS,
-                 refusal_patterns: Sequence[str] = DEFAULT_REFUSALS) -> None:
+                 refusal_patterns: Sequence[str] = DEFAULT_REFUSALS,
+                 answer_markers: Sequence[str] = DEFAULT_ANSWER_MARKERS) -> None:
         self.max_similarity, self.min_content_words, self.max_words = max_similarity, min_content_words, max_words
         self.leak_markers = tuple(m.lower() for m in leak_markers)
+        self.answer_markers = tuple(m.lower() for m in answer_markers)
         self.refusals = [re.compile(p, re.IGNORECASE) for p in refusal_patterns]
 
     def reason(self, evolved: str, parent: str) -> str | None:
@@ -82,6 +87,8 @@ class EvolutionFilter:
             return "template_leak"
         if any(p.search(evolved) for p in self.refusals):
             return "refusal"
+        if any(marker in lowered and marker not in parent.lower() for marker in self.answer_markers):
+            return "answered_not_rewritten"
         tokens = words(evolved)
         if sum(w not in STOP_WORDS for w in tokens) < self.min_content_words:
             return "degenerate"

@@ -4,7 +4,10 @@ Methods (each a config choice, so they can be ablated):
 
 * difficulty ``pass_rate``: the solve rate measured by rejection sampling (accepted / candidates; ``easy`` at
   or above ``easy_at``, ``hard`` at or below ``hard_at``, else ``medium``): what the teacher finds hard is
-  hard. ``judge``: the judge's word.
+  hard. ``reference_steps``: the number of steps of the seed's worked solution (``easy`` at or below
+  ``easy_steps``, ``hard`` at or above ``hard_steps``; evolved items carry their parent's): a property of the
+  problem, for generators too weak for their solve rate to say much. ``judge``: the judge's word (the paper's
+  route: a 70B model labelled ScaleQuest-Math from very easy to very hard, PAPER.md §4).
 * quality ``heuristic``: the share of distinct word trigrams in the response (1 = no repetition, the failure
   small generators show most), halved for a one-line math answer with no worked steps. ``judge``: the judge's
   1-10 score / 10.
@@ -12,7 +15,8 @@ Methods (each a config choice, so they can be ablated):
 
 The judge is asked once per sample with ``judge_prompt`` (``{instruction}``, ``{response}``, ``{domains}``)
 and must answer with ``Quality: <1-10>``, ``Difficulty: <easy|medium|hard>`` and ``Domain: <name>`` lines; a
-reply without the lines a method needs is a counted drop (``judge_unparseable``), as are failed requests.
+reply without the lines a method needs is a counted drop (``judge_unparseable``), as are failed requests and,
+for ``reference_steps``, items without a worked solution (``no_difficulty``).
 Samples below ``min_quality`` are dropped (``low_quality``).
 """
 
@@ -53,11 +57,12 @@ class ScoreStage(UsesBackend):
     """Map stage writing ``quality``, ``difficulty`` and ``domain`` (the Document's own field)."""
 
     def __init__(self, name: str, difficulty: str = "pass_rate", quality: str = "heuristic", domain: str = "inherit",
-                 easy_at: float = 0.75, hard_at: float = 0.25, min_quality: float = 0.0,
+                 easy_at: float = 0.75, hard_at: float = 0.25, easy_steps: int = 2, hard_steps: int = 4,
+                 min_quality: float = 0.0,
                  domains: Sequence[str] = ("math", "code"), generator: dict[str, Any] | None = None,
                  judge_prompt: str | None = None, max_tokens: int = 64, seed: int = 0,
                  reply_cache: str | None = None) -> None:
-        for key, value, allowed in (("difficulty", difficulty, ("pass_rate", "judge")),
+        for key, value, allowed in (("difficulty", difficulty, ("pass_rate", "reference_steps", "judge")),
                                     ("quality", quality, ("heuristic", "judge")),
                                     ("domain", domain, ("inherit", "judge"))):
             if value not in allowed:
@@ -67,6 +72,9 @@ class ScoreStage(UsesBackend):
             raise ValueError(f"synth stage {name}: a judge method needs generator and judge_prompt")
         if not 0 <= hard_at < easy_at <= 1:
             raise ValueError(f"synth stage {name}: need 0 <= hard_at < easy_at <= 1, got {hard_at}, {easy_at}")
+        if not easy_steps < hard_steps:
+            raise ValueError(f"synth stage {name}: need easy_steps < hard_steps, got {easy_steps}, {hard_steps}")
+        self.easy_steps, self.hard_steps = easy_steps, hard_steps
         self.name = name
         self.difficulty, self.quality, self.domain = difficulty, quality, domain
         self.easy_at, self.hard_at, self.min_quality = easy_at, hard_at, min_quality
@@ -95,6 +103,16 @@ class ScoreStage(UsesBackend):
             parsed.append(judgement if all(judgement[k] is not None for k in needed) else "judge_unparseable")
         return parsed
 
+    def _difficulty(self, doc: Document, judgement: dict[str, Any]) -> str | None:
+        if self.difficulty == "judge":
+            return judgement["difficulty"]
+        if self.difficulty == "pass_rate":
+            return pass_rate_difficulty(doc.metadata[PASS_RATE], self.easy_at, self.hard_at)
+        steps = doc.metadata.get("steps")
+        if not isinstance(steps, int):
+            return None  # no worked reference solution to count (stdlib tasks)
+        return "easy" if steps <= self.easy_steps else "hard" if steps >= self.hard_steps else "medium"
+
     def __call__(self, docs: list[Document]) -> StageOutput:
         output = StageOutput()
         counts: Counter = Counter()
@@ -106,8 +124,10 @@ class ScoreStage(UsesBackend):
             response = doc.metadata[RESPONSE]
             quality = judgement["quality"] if self.quality == "judge" else \
                 repetition_quality(response, item_format(doc))
-            difficulty = judgement["difficulty"] if self.difficulty == "judge" else \
-                pass_rate_difficulty(doc.metadata[PASS_RATE], self.easy_at, self.hard_at)
+            difficulty = self._difficulty(doc, judgement)
+            if difficulty is None:
+                output.add(doc, "no_difficulty")
+                continue
             if self.domain == "judge":
                 doc.domain = judgement["domain"]
             doc.metadata[QUALITY], doc.metadata[DIFFICULTY] = quality, difficulty
