@@ -243,7 +243,8 @@ def _committed_options() -> list:
     """Every option of every group (conf/<group>/*.yaml), with what it needs to compose on its own."""
     in_defaults = _default_groups()
     params = []
-    for group_dir in sorted(p for p in (REPO / "conf").iterdir() if p.is_dir() and p.name != "hydra"):
+    # conf/synth/ is the group of `python -m infir.synth` (conf/synthesize.yaml), tested in test_synth_pipeline.py
+    for group_dir in sorted(p for p in (REPO / "conf").iterdir() if p.is_dir() and p.name not in ("hydra", "synth")):
         for option in sorted(group_dir.glob("*.yaml")):
             group, name = group_dir.name, option.stem
             overrides = [f"{group}={name}" if group in in_defaults else f"+{group}={name}"]

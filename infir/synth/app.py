@@ -41,6 +41,16 @@ def synth_code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def check_synth_keys(spec: dict[str, Any]) -> None:
+    """A recipe's top-level keys are known and each stage is a ``_target_`` node or null (nothing imported)."""
+    unknown = sorted(set(spec) - SYNTH_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key(s) {['synth.' + k for k in unknown]}; the synth keys are {sorted(SYNTH_KEYS)}")
+    for name, node in (spec.get("stages") or {}).items():
+        if node is not None and (not isinstance(node, dict) or "_target_" not in node):
+            raise ValueError(f"synth.stages.{name}: a stage is a node with a _target_ (or null to leave it out)")
+
+
 def build_synth_stages(synth_cfg: DictConfig) -> tuple[list[Any], dict[str, Any]]:
     """The recipe's stages in config order (a stage set to null is left out) and the plain spec for the cache key.
 
@@ -52,15 +62,11 @@ def build_synth_stages(synth_cfg: DictConfig) -> tuple[list[Any], dict[str, Any]
     from hydra.errors import InstantiationException
 
     spec = OmegaConf.to_container(synth_cfg, resolve=True)
-    unknown = sorted(set(spec) - SYNTH_KEYS)
-    if unknown:
-        raise ValueError(f"unknown key(s) {['synth.' + k for k in unknown]}; the synth keys are {sorted(SYNTH_KEYS)}")
+    check_synth_keys(spec)
     stages = []
     for name, node in (spec.get("stages") or {}).items():
         if node is None:
             continue
-        if not isinstance(node, dict) or "_target_" not in node:
-            raise ValueError(f"synth.stages.{name}: a stage is a node with a _target_ (or null to leave it out)")
         node = dict(node)
         generator = node.pop("generator", None)
         try:

@@ -49,6 +49,7 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.calls = self.failures_sent = self.slow_sent = self.malformed_sent = 0
         self.in_flight = self.max_in_flight = 0
         self.bodies: list[dict] = []  # every chat request received, in arrival order
+        self.answered: list[dict] = []  # every request answered with a completion, in the order the replies went
         self.arrivals: list[float] = []  # time.monotonic() of each
         self._attempts: dict[str, int] = {}  # body digest -> attempts so far
         self._ordinal: dict[str, int] = {}  # body digest -> 1-based order of first arrival
@@ -135,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
             if server.reverse_choices:  # allowed by the protocol: clients must order choices by index
                 reply["choices"].reverse()
             self._send(200, reply)
+            with server.lock:
+                server.answered.append(body)
         finally:
             server.leave()
 

@@ -2,13 +2,16 @@
 
 The curation runner resumes whole shards, so without it a shard killed half-way would ask the teacher again
 for every reply it already had, and a recipe that changes only a later stage (selection quotas) would
-regenerate everything, since its cache key changes. Replies are stored in SQLite (one transaction per
-``complete`` call, so a kill leaves either all of a call's replies or none) keyed by the request's digest
-and the backend's fingerprint. Failed requests are not cached: a re-run asks again.
+regenerate everything, since its cache key changes. Replies are stored in SQLite keyed by the request's
+digest and the backend's fingerprint: each one as it arrives where the backend reports replies as they come
+(``complete(..., on_reply=...)``, the HTTP backend: a killed run loses no reply it received), else all of a
+call's replies in one transaction (the local backend decodes a call's requests together anyway). Failed
+requests are not cached: a re-run asks again.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sqlite3
 import threading
@@ -61,14 +64,21 @@ class CachedBackend:
         missing = [i for i, d in enumerate(digests) if d not in found]
         self.stats["cache_hits"] += len(requests) - len(missing)
         if missing:
-            fresh = self.backend.complete([requests[i] for i in missing])
-            stored = []
-            for i, reply in zip(missing, fresh):
-                found[digests[i]] = reply
-                if isinstance(reply, list):
-                    stored.append((digests[i], json.dumps([c.__dict__ for c in reply])))
+            asked = [requests[i] for i in missing]
+            if "on_reply" in inspect.signature(self.backend.complete).parameters:
+                fresh = self.backend.complete(asked, on_reply=lambda k, reply: self._store([(digests[missing[k]],
+                                                                                              reply)]))
+            else:
+                fresh = self.backend.complete(asked)
+                self._store([(digests[i], reply) for i, reply in zip(missing, fresh)])
+            found.update((digests[i], reply) for i, reply in zip(missing, fresh))
+        return [found[d] for d in digests]
+
+    def _store(self, replies: Sequence[tuple[str, Reply]]) -> None:
+        rows = [(digest, json.dumps([c.__dict__ for c in reply])) for digest, reply in replies
+                if isinstance(reply, list)]
+        if rows:
             with self._lock:
                 db = self._connection()
-                db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?)", stored)
+                db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?)", rows)
                 db.commit()
-        return [found[d] for d in digests]

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -121,11 +121,21 @@ class OpenAIBackend:
         extra = json.dumps(self.extra_body, sort_keys=True) if self.extra_body else ""
         return f"openai:{self.model}{extra}"
 
-    def complete(self, requests: Sequence[ChatRequest]) -> list[Reply]:
+    def complete(self, requests: Sequence[ChatRequest],
+                 on_reply: Callable[[int, Reply], None] | None = None) -> list[Reply]:
+        """Replies in request order; ``on_reply(index, reply)`` is called as each one arrives (from a worker
+        thread), so a cache can keep what a killed run already received."""
         if not requests:
             return []
+
+        def one(indexed: tuple[int, ChatRequest]) -> Reply:
+            reply = self._complete_one(indexed[1])
+            if on_reply is not None:
+                on_reply(indexed[0], reply)
+            return reply
+
         with ThreadPoolExecutor(min(self.max_concurrency, len(requests)), "openai-backend") as pool:
-            return list(pool.map(self._complete_one, requests))  # map keeps request order
+            return list(pool.map(one, enumerate(requests)))  # map keeps request order
 
     def _count(self, key: str, amount: int = 1) -> None:
         with self._lock:
