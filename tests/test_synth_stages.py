@@ -24,6 +24,7 @@ from infir.models.chat_template import ASSISTANT_HEADER  # noqa: E402
 from infir.synth.backends.base import ChatRequest, Completion, RequestFailed  # noqa: E402
 from infir.synth.evolve import EvolutionFilter, EvolveStage  # noqa: E402
 from infir.synth.reject import RejectStage  # noqa: E402
+from infir.synth.scoring import ScoreStage  # noqa: E402
 from infir.synth.rewards.reference import MajorityAnswerReward, ReferenceAnswerReward  # noqa: E402
 from infir.synth.rewards.sandbox_tests import SandboxTestsReward  # noqa: E402
 from infir.synth.select import SelectStage  # noqa: E402
@@ -497,3 +498,56 @@ def test_the_reply_cache_serves_repeats_from_its_file(local, tmp_path) -> None:
     replies = fresh.complete(more)
     assert replies[:3] == first and fresh_inner.sent == [[more[3].key]]  # only the new request is sent
     assert all(isinstance(c, Completion) for reply in replies for c in reply)
+
+
+# --- scoring by a judge --------------------------------------------------------------------------
+
+class ScriptedScore(ScoreStage):
+    def __init__(self, backend: ScriptedBackend, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scripted = backend
+
+    @property
+    def backend(self):
+        return self.scripted
+
+
+def _scored_item(doc_id: str, pass_rate: float = 0.5, steps: int | None = 3) -> Document:
+    metadata = {"format": "gsm8k", "response": "First we add.\nThen we divide.\n#### 4", "pass_rate": pass_rate}
+    if steps is not None:
+        metadata["steps"] = steps
+    return Document(doc_id, f"Question {doc_id}?", "procedural", "math", metadata)
+
+
+def test_the_judge_scores_labels_and_counts_unparseable_replies() -> None:
+    backend = ScriptedBackend({
+        "a:judge": [Completion("Quality: 8\nDifficulty: hard\nDomain: code")],
+        "b:judge": [Completion("This looks like a fine problem to me.")],  # no parseable lines
+        "c:judge": RequestFailed("http_500"),
+        "d:judge": [Completion("quality = 3, difficulty: Easy, domain: math")],
+    })
+    stage = ScriptedScore(backend, name="score", difficulty="judge", quality="judge", domain="judge",
+                          generator={"_target_": "unused"}, min_quality=0.5,
+                          judge_prompt="Rate {instruction} / {response} in {domains}.")
+    docs = [_scored_item(k) for k in "abcd"]
+    output = stage(docs)
+    assert [d.id for d in output.kept] == ["a"]
+    a = output.kept[0]
+    assert (a.metadata["quality"], a.metadata["difficulty"], a.domain) == (0.8, "hard", "code")
+    assert {d.id: r for d, r in output.dropped} == {"b": "judge_unparseable", "c": "request_failed",
+                                                    "d": "low_quality"}
+    prompt = backend.requests[0].messages[-1][1]
+    assert prompt == "Rate Question a? / First we add.\nThen we divide.\n#### 4 in math, code."
+
+
+def test_measured_difficulties_come_from_the_solve_rate_or_the_reference_steps() -> None:
+    by_rate = ScoreStage(name="score", difficulty="pass_rate", easy_at=0.75, hard_at=0.25)
+    rates = {"e": 1.0, "m": 0.5, "h": 0.25}
+    kept = by_rate([_scored_item(k, pass_rate=r) for k, r in rates.items()]).kept
+    assert {d.id: d.metadata["difficulty"] for d in kept} == {"e": "easy", "m": "medium", "h": "hard"}
+    by_steps = ScoreStage(name="score", difficulty="reference_steps", easy_steps=2, hard_steps=4)
+    output = by_steps([_scored_item("two", steps=2), _scored_item("three", steps=3), _scored_item("five", steps=5),
+                       _scored_item("none", steps=None)])
+    assert {d.id: d.metadata["difficulty"] for d in output.kept} == {"two": "easy", "three": "medium",
+                                                                      "five": "hard"}
+    assert output.dropped[0][1] == "no_difficulty"
