@@ -154,7 +154,8 @@ def test_a_killed_run_resumes_to_the_same_dataset_without_asking_twice(teacher, 
             return [json.dumps(b, sort_keys=True) for b in server.answered if b.get("n") == 4]
 
     with serve(reply_fn=teacher, delay_s=0.2) as server:
-        cmd = [sys.executable, "-m", "infir.synth", *_overrides(server.base_url, tmp_path, "synth.generator.timeout_s=60")]
+        cmd = [sys.executable, "-m", "infir.synth",
+               *_overrides(server.base_url, tmp_path, "synth.generator.timeout_s=60")]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 180
         shard = "synth/curation/*/0?_candidates/shard_0000{}.stats.json"
@@ -202,7 +203,8 @@ def test_a_synthetic_anneal_mix_trains_and_pretraining_refuses_it(healthy, tiny_
     result, _ = healthy
     from infir.data.sources.champ import ChampSource
 
-    mix = ["data_mix=synth_anneal", f"data_mix.synth_dir={result.sft_file.parent}", "data_mix.sources.procedural=null", f"phase.init_from=hf:{tiny_lm}", "phase.optimizer.lr=1e-3",
+    mix = ["data_mix=synth_anneal", f"data_mix.synth_dir={result.sft_file.parent}", "data_mix.sources.procedural=null",
+           f"phase.init_from=hf:{tiny_lm}", "phase.optimizer.lr=1e-3",
            "debug=smoke", "logger=csv"]
     run_train(["phase=anneal", *mix], tmp_path / "anneal", shared_cache, fork=True)
     (plan,) = (tmp_path / "anneal").glob("*/runs/*/run_plan.json")

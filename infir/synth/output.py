@@ -41,7 +41,8 @@ def _rate(numerator: int, denominator: int) -> str:
 
 
 def funnel_table(funnel: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| stage | read | created | kept | acceptance | dropped by reason | events |", "|---|---|---|---|---|---|---|"]
+    lines = ["| stage | read | created | kept | acceptance | dropped by reason | events |",
+             "|---|---|---|---|---|---|---|"]
     for row in funnel:
         created = row.get("created", 0)
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(row["dropped"].items(), key=lambda kv: -kv[1])) or "-"

@@ -39,7 +39,8 @@ class SynthConversationsSource:
         self.fingerprint()  # a missing file fails naming it
         for index, row in enumerate(read_rows(self.path)):
             turns = row.get("messages") if isinstance(row, dict) else None
-            texts = [t.get("content") for t in turns or [] if isinstance(t, dict) and t.get("role") in ("user", "assistant")]
+            texts = [t.get("content") for t in turns or []
+                     if isinstance(t, dict) and t.get("role") in ("user", "assistant")]
             if len(texts) < 2 or not all(isinstance(t, str) and t.strip() for t in texts):
                 self.skipped["no_user_and_assistant_turn"] += 1
                 if sum(self.skipped.values()) <= 3:

@@ -65,9 +65,11 @@ class ScriptedTeacher:
         reference = doc.metadata["reference"]
         fmt = doc.metadata["format"]
         if fmt == "code":
-            body = reference["solution"] if right else f"def {reference['entry_point']}(*args, **kwargs):\n    return None"
+            wrong = f"def {reference['entry_point']}(*args, **kwargs):\n    return None"
+            body = reference["solution"] if right else wrong
             return f"Here it is.\n```python\n{body}\n```", "stop"
         answer = reference["answer"] if right else str(999990 + index)
         if fmt == "boxed":
-            return f"We work it out step by step.\nSo the result follows.\nThe final answer is $\\boxed{{{answer}}}$.", "stop"
+            return ("We work it out step by step.\nSo the result follows.\n"
+                    f"The final answer is $\\boxed{{{answer}}}$."), "stop"
         return f"We work it out step by step.\nSo the result follows.\n#### {answer}", "stop"

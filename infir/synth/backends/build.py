@@ -24,8 +24,9 @@ def build_backend(spec: dict[str, Any], reply_cache: str | None = None) -> Gener
             backend = instantiate(spec, _convert_="all")
         except InstantiationException as error:
             cause = error.__cause__ or error
-            hint = (" (the embedded default generates with the SFT export of `python train.py experiment=embedded_chain`;"
-                    " or set synth.generator.model=<HF dir>)" if isinstance(cause, FileNotFoundError) else "")
+            hint = (" (the embedded default generates with the SFT export of `python train.py "
+                    "experiment=embedded_chain`; or set synth.generator.model=<HF dir>)"
+                    if isinstance(cause, FileNotFoundError) else "")
             raise ValueError(f"synth.generator: {cause}{hint}") from None
         _BUILT[key] = CachedBackend(backend, reply_cache) if reply_cache else backend
     return _BUILT[key]

@@ -1,8 +1,8 @@
 """One reward interface for every kind of rejection: a reward model, a reference answer, tests in the sandbox.
 
 An item is a :class:`~infir.data.documents.Document` whose ``text`` is the instruction and whose metadata
-holds ``candidates`` (``infir.synth.items`` names the keys) (the reply texts) and, where the seed had one, ``reference`` (``{"answer", "format"}``
-for math, ``{"tests", "solution"}`` for code). A reward gives one :class:`Verdict` per candidate; the
+holds ``candidates`` (the reply texts; ``infir.synth.items`` names the keys) and, where the seed had one,
+``reference`` (``{"answer", ...}`` for math, ``{"tests", "solution", ...}`` for code). A reward gives one :class:`Verdict` per candidate; the
 rejection stage keeps the highest-scoring accepted candidate (:func:`best_candidate`).
 """
 
