@@ -287,7 +287,9 @@ class ScriptedBackend:
         return replies
 
 
-class ScriptedEvolve(EvolveStage):
+class UsesScriptedBackend:
+    """A stage that asks a scripted backend object instead of building one from a generator config."""
+
     def __init__(self, backend: ScriptedBackend, **kwargs) -> None:
         super().__init__(**kwargs)
         self.scripted = backend
@@ -295,6 +297,10 @@ class ScriptedEvolve(EvolveStage):
     @property
     def backend(self):
         return self.scripted
+
+
+class ScriptedEvolve(UsesScriptedBackend, EvolveStage):
+    pass
 
 
 OPS = [{"name": "deepen", "kind": "depth", "prompt": "Make this harder: {instruction}"},
@@ -502,14 +508,8 @@ def test_the_reply_cache_serves_repeats_from_its_file(local, tmp_path) -> None:
 
 # --- scoring by a judge --------------------------------------------------------------------------
 
-class ScriptedScore(ScoreStage):
-    def __init__(self, backend: ScriptedBackend, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.scripted = backend
-
-    @property
-    def backend(self):
-        return self.scripted
+class ScriptedScore(UsesScriptedBackend, ScoreStage):
+    pass
 
 
 def _scored_item(doc_id: str, pass_rate: float = 0.5, steps: int | None = 3) -> Document:
