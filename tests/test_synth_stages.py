@@ -390,24 +390,10 @@ PROMPTS = ["Tom has 3 apples. How many?", "Write add(a, b).", "The quick brown f
 
 @pytest.fixture(scope="module")
 def lm_dir(tmp_path_factory) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from support.tiny_lm import save_tiny_lm
 
-    from infir.models.chat_template import ensure_chat_template
-    from infir.models.tokenizer import load_tokenizer, train_bpe
-
-    tok_dir, out = tmp_path_factory.mktemp("lm-tok"), tmp_path_factory.mktemp("lm")
-    train_bpe(LM_CORPUS, 320, 2, tok_dir)
-    tokenizer = ensure_chat_template(load_tokenizer(tok_dir))
-    torch.manual_seed(0)
     # initializer_range 0.3: peaky logits, so greedy argmax is never a float-noise coin flip
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         initializer_range=0.3, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return out
+    return save_tiny_lm(tmp_path_factory.mktemp("lm"), texts=LM_CORPUS, vocab_size=320, initializer_range=0.3)
 
 
 def _request(i: int, n: int = 1, max_tokens: int = 3, temperature: float = 0.0, seed: int = 0) -> ChatRequest:
