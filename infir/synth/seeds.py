@@ -75,7 +75,7 @@ def _champ(params: Mapping[str, Any]) -> list[Document]:
 
 
 def _stdlib(params: Mapping[str, Any]) -> list[Document]:
-    from infir.data.sources.sft_embedded import _module_name, code_conversations
+    from infir.data.sources.sft_embedded import code_conversations, module_name
 
     records = code_conversations(TRAIN, max_items=params.get("max_items", 100_000),
                                  max_chars=params.get("max_chars", 2000),
@@ -85,7 +85,7 @@ def _stdlib(params: Mapping[str, Any]) -> list[Document]:
         user, reply = record["messages"][1]["content"], record["messages"][2]["content"]
         solution = reply.removeprefix("```python\n").removesuffix("\n```")
         function = next(n for n in ast.parse(solution).body if isinstance(n, ast.FunctionDef))
-        module = _module_name(record["id"].removeprefix("code/").split(":")[0])
+        module = module_name(record["id"].removeprefix("code/").split(":")[0])
         tests = doctest_script(ast.get_docstring(function) or "", function.name, module)
         if params.get("require_tests", False) and tests is None:
             continue

@@ -82,7 +82,8 @@ def _summary(docstring: str) -> str:
     return " ".join(paragraph.split())
 
 
-def _module_name(path: str) -> str:
+def module_name(path: str) -> str:
+    """The importable module of a stdlib path: ``importlib/metadata/__init__.py`` -> ``importlib.metadata``."""
     parts = path[: -len(".py")].split("/")
     return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
 
@@ -110,7 +111,7 @@ def code_tasks(path: str, text: str, max_chars: int) -> list[tuple[str, str, str
         if not 20 <= len(summary) <= 400 or len(source) > max_chars or "```" in source:
             continue
         signature = f"{node.name}({ast.unparse(node.args)})"
-        user = (f"Write a Python function `{signature}` for the standard library module `{_module_name(path)}`: "
+        user = (f"Write a Python function `{signature}` for the standard library module `{module_name(path)}`: "
                 f"{summary}\n{CODE_REPLY_HINT}\n{THINK_SUFFIX}")
         tasks.append((node.name, user, f"```python\n{source}\n```"))
     return tasks
