@@ -110,8 +110,9 @@ def write_validation_file(seed_sources: dict[str, Any], path: Path, cache_dir: P
 def _generator_identity(spec: dict[str, Any]) -> dict[str, Any]:
     from infir.synth.backends.build import build_backend
 
-    backend = build_backend(spec["generator"])
-    return {"backend": type(backend).__name__, "fingerprint": backend.fingerprint()}
+    backend = build_backend(spec["generator"], spec.get("reply_cache"))  # the instance the stages share
+    inner = getattr(backend, "backend", backend)  # the model behind the reply cache
+    return {"backend": type(inner).__name__, "fingerprint": backend.fingerprint()}
 
 
 def run_synth(cfg: DictConfig) -> SynthResult:

@@ -27,16 +27,19 @@ class SynthConversationsSource:
         self.name = name
         self.skipped: Counter = Counter()
 
-    def fingerprint(self) -> str:
+    def _check_exists(self) -> None:
         if not self.path.is_file():
             raise FileNotFoundError(f"data_mix source {self.name}: no synthesised file at {self.path} "
                                     "(run python -m infir.synth first)")
+
+    def fingerprint(self) -> str:
+        self._check_exists()
         return hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
 
     def documents(self) -> Iterator[Document]:
         from infir.records import read_rows
 
-        self.fingerprint()  # a missing file fails naming it
+        self._check_exists()
         for index, row in enumerate(read_rows(self.path)):
             turns = row.get("messages") if isinstance(row, dict) else None
             texts = [t.get("content") for t in turns or []
