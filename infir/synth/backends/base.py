@@ -85,6 +85,10 @@ class GenerationBackend(Protocol):
         ...
 
     def complete(self, requests: Sequence[ChatRequest]) -> list[Reply]:
-        """One reply per request, in request order; never raises for a single request's failure."""
+        """One reply per request, in request order; never raises for a single request's failure.
+
+        A backend that can report replies as they arrive also takes ``on_reply(index, reply)`` (the HTTP
+        backend does); the reply cache then stores each one at once, so a kill loses only what was in flight.
+        """
         ...
 
