@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from infir.data.sft import (IGNORE_INDEX, PAD_SEGMENT, ConversationTooLong, SFTEpochs, block_causal_mask, collate,
-                            encode_conversation, encode_conversations, flatten_for_varlen, normalise_conversation,
+from infir.data.sft import (IGNORE_INDEX, ConversationTooLong, SFTEpochs, collate,
+                            encode_conversation, encode_conversations, normalise_conversation,
                             pack)
 from infir.data.sources import sft_embedded
+from infir.models.packed_attention import PAD_SEGMENT, block_causal_mask, flatten_for_varlen
 from infir.models.chat_template import ASSISTANT_HEADER, CHAT_TEMPLATE, ensure_chat_template
 from infir.models.tokenizer import load_tokenizer, prefix_token_id, train_bpe
 
@@ -206,6 +207,7 @@ def test_packed_samples_do_not_attend_to_each_other(tokenizer, model):
     multi = [p for p in packs if len(p.samples) >= 2]
     assert multi and any(PAD_SEGMENT in p.segment_ids for p in packs)
     batch = collate(packs)
+    batch["attention_mask"] = block_causal_mask(batch["segment_ids"])
     assert batch["attention_mask"].shape == (len(packs), 1, len(packs[0].input_ids), len(packs[0].input_ids))
     assert batch["attention_mask"].dtype == torch.bool
     logits = packed_logits(model, batch, attention_mask=batch["attention_mask"])
@@ -301,7 +303,7 @@ def test_epochs_are_seeded_shuffles_that_cover_every_sample_once():
     rest = list(resumed)
     assert len(rest) == len(batches) - step
     for a, b in zip(rest, batches[step:]):
-        assert all(torch.equal(a[k], b[k]) for k in ("input_ids", "labels", "position_ids", "attention_mask"))
+        assert all(torch.equal(a[k], b[k]) for k in ("input_ids", "labels", "position_ids", "segment_ids"))
 
     # Two ranks split each epoch's batches without overlap.
     ranks = [SFTEpochs(samples, seq_len=64, seed=3, batch_size=4, rank=r, world_size=2) for r in (0, 1)]

@@ -52,7 +52,7 @@ def test_packed_sft_loss_in_the_training_module_is_the_mean_over_assistant_token
     assert batch["input_ids"].shape[0] == 1  # all three share one pack
     module = CausalLMModule(model, {"lr": 1e-3}, LRSchedule("constant", 10), ["sft"], seq_len)
     with torch.no_grad():
-        packed_loss = torch.nn.functional.cross_entropy(module._logits(batch)[0], batch["labels"][0],
+        packed_loss = torch.nn.functional.cross_entropy(module(batch["input_ids"], batch["segment_ids"], batch["position_ids"])[0], batch["labels"][0],
                                                         ignore_index=IGNORE_INDEX, reduction="sum")
         alone = sum(F.cross_entropy(model(input_ids=torch.tensor([ids])).logits[0], torch.tensor(labels),
                                     ignore_index=IGNORE_INDEX, reduction="sum") for ids, labels in samples)

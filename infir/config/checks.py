@@ -16,6 +16,7 @@ from omegaconf.errors import InterpolationResolutionError
 from infir.config.errors import ConfigError
 from infir.config.targets import TargetImportError, locate
 from infir.training.schedules import KINDS as SCHEDULE_KINDS
+from infir.training.speed import COMPILE_MODES, LOSSES
 
 _POSITIVE_INTS = ("data_mix.token_budget", "phase.seq_len", "phase.micro_batch_size", "phase.global_batch_size",
                   "model.hidden_size", "model.num_hidden_layers", "model.num_attention_heads",
@@ -56,6 +57,7 @@ def check_values(cfg: DictConfig) -> None:
     else:
         _check_token_mix(cfg)
     _check_modality(cfg)
+    _check_speed(cfg)
     _check_run_labels(cfg)
     _check_paths(cfg)
     _check_chain(cfg)
@@ -226,6 +228,31 @@ def _check_chain(cfg: DictConfig) -> None:
                                       any(not isinstance(o, str) for o in overrides)):
             raise ConfigError(f"chain.phases[{index}].overrides must be a list of override strings, got "
                               f"{OmegaConf.to_container(overrides) if OmegaConf.is_config(overrides) else overrides!r}")
+
+
+def _check_speed(cfg: DictConfig) -> None:
+    """The model's speed switches and document masking (infir/training/speed/, infir/models/packed_attention.py)."""
+    model = cfg.model
+    if str(model.get("compile", "eager")) not in COMPILE_MODES:
+        raise ConfigError(f"model.compile must be one of {', '.join(COMPILE_MODES)}; got {model.get('compile')!r}")
+    loss = str(model.get("loss", "plain"))
+    if loss not in LOSSES:
+        raise ConfigError(f"model.loss must be one of {', '.join(LOSSES)}; got {model.get('loss')!r}")
+    if loss == "chunked" and cfg.modality.name == "vision":
+        raise ConfigError("model.loss=chunked applies to text models; the vision-language model uses model.loss=plain")
+    chunk = model.get("loss_chunk_tokens", 4096)
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ConfigError(f"model.loss_chunk_tokens must be a positive integer, got {chunk!r}")
+    for key in ("activation_checkpointing",):
+        if not isinstance(model.get(key, False), bool):
+            raise ConfigError(f"model.{key} must be true or false, got {model.get(key)!r}")
+    masking = cfg.phase.get("document_masking")
+    if masking is not None:
+        if not isinstance(masking, bool):
+            raise ConfigError(f"phase.document_masking must be true or false, got {masking!r}")
+        if cfg.data_mix.get("kind") in ("sft", "vl"):
+            raise ConfigError(f"phase.document_masking applies to token mixes (pre-training, annealing); "
+                              f"{cfg.data_mix.get('kind')} data is always packed block-causally")
 
 
 def _check_modality(cfg: DictConfig) -> None:

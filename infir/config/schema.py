@@ -31,13 +31,15 @@ TRAINER_OWN_KEYS = ("peak_flops_per_device", "torch_threads")
 MODEL = Keys("the model keys are", _any(
     "name", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
     "rms_norm_eps", "tie_word_embeddings", "initializer_range", "max_position_embeddings", "rope_theta",
-    "rope_scaling", "vocab_multiple", "attn_implementation"))
+    "rope_scaling", "vocab_multiple", "attn_implementation",
+    # infir/training/speed/ (read by the training module's configure_model)
+    "compile", "activation_checkpointing", "loss", "loss_chunk_tokens"))
 
 # infir/training/train.py, phases.py (resolve_phase_lr, apply_trainable), module.py (optimizer),
 # schedules.py; smoke_seq_len is read by conf/debug/smoke.yaml.
 PHASE = Keys("the phase keys are", {
     **_any("name", "init_from", "seq_len", "smoke_seq_len", "micro_batch_size", "global_batch_size", "trainable",
-           "epochs"),
+           "epochs", "document_masking"),
     "optimizer": Keys("the phase.optimizer keys are", _any("lr", "lr_groups", "weight_decay", "betas", "eps", "grad_clip",
                                                            "fused")),
     "schedule": Keys("the phase.schedule keys are", _any("kind", "warmup_steps", "warmup_ratio", "min_lr",

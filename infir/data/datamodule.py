@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class PackedMixtureDataModule(L.LightningDataModule):
     def __init__(self, corpus: PreparedCorpus, weights: Mapping[str, float], seq_len: int,
                  micro_batch_size: int, global_batch_size: int, token_budget: int, seed: int,
-                 val_windows_per_domain: int = 64, num_workers: int = 0) -> None:
+                 val_windows_per_domain: int = 64, num_workers: int = 0, document_masking: bool = False) -> None:
         super().__init__()
         self.corpus = corpus
         self.domains = corpus.domains
@@ -35,6 +35,7 @@ class PackedMixtureDataModule(L.LightningDataModule):
         self.micro_batch_size = micro_batch_size
         self.global_batch_size = global_batch_size
         self.num_workers = num_workers
+        self.document_masking = document_masking
         self.val_windows_per_domain = val_windows_per_domain
         self.sequences_consumed = 0
         self.byte_lengths = token_byte_lengths(corpus.tokenizer, max(len(corpus.tokenizer), 1))
@@ -67,14 +68,14 @@ class PackedMixtureDataModule(L.LightningDataModule):
                              f"phase.micro_batch_size={self.micro_batch_size} x world size {world}")
         sampler = GlobalOrderBatchSampler(self.total_sequences, self.micro_batch_size,
                                           start=self.sequences_consumed, rank=rank, world_size=world)
-        dataset = MixtureDataset(self.train_streams, self.plan, self.total_sequences)
+        dataset = MixtureDataset(self.train_streams, self.plan, self.total_sequences, self.document_masking)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        dataset = ConcatDataset([WindowDataset(s, i, self.val_windows_per_domain, self.byte_lengths)
+        dataset = ConcatDataset([WindowDataset(s, i, self.val_windows_per_domain, self.byte_lengths, self.document_masking)
                                  for i, s in enumerate(self.val_streams)])
         indices = np.arange(rank, len(dataset), world).tolist()  # ranks split validation; sums are all-reduced
         return DataLoader(dataset, batch_size=self.micro_batch_size, sampler=indices,

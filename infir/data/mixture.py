@@ -87,17 +87,19 @@ class MixturePlan:
 class MixtureDataset(Dataset):
     """Training sequences: item ``j`` is the window the plan assigns to global sequence ``j``."""
 
-    def __init__(self, streams: Sequence[TokenStream], plan: MixturePlan, length: int) -> None:
+    def __init__(self, streams: Sequence[TokenStream], plan: MixturePlan, length: int,
+                 document_masking: bool = False) -> None:
         self.streams = list(streams)
         self.plan = plan
         self.length = length
+        self.document_masking = document_masking
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
         domain, window = self.plan.locate(j)
-        return window_item(self.streams[domain].window(window), domain)
+        return window_item(self.streams[domain], window, domain, self.document_masking)
 
 
 class WindowDataset(Dataset):
@@ -108,26 +110,33 @@ class WindowDataset(Dataset):
     """
 
     def __init__(self, stream: TokenStream, domain: int, max_windows: int | None = None,
-                 byte_lengths: np.ndarray | None = None) -> None:
+                 byte_lengths: np.ndarray | None = None, document_masking: bool = False) -> None:
         self.stream = stream
         self.domain = domain
         self.n = stream.n_windows if max_windows is None else min(stream.n_windows, max_windows)
         self.byte_lengths = byte_lengths
+        self.document_masking = document_masking
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        window = self.stream.window(i)
-        item = window_item(window, self.domain)
+        item = window_item(self.stream, i, self.domain, self.document_masking)
         if self.byte_lengths is not None:
-            item["n_bytes"] = torch.tensor(int(self.byte_lengths[window[1:]].sum()))
+            item["n_bytes"] = torch.tensor(int(self.byte_lengths[item["labels"].numpy()].sum()))
         return item
 
 
-def window_item(window: np.ndarray, domain: int) -> dict[str, torch.Tensor]:
-    tokens = torch.from_numpy(window)
-    return {"input_ids": tokens[:-1], "labels": tokens[1:], "domain": torch.tensor(domain)}
+def window_item(stream: TokenStream, index: int, domain: int, document_masking: bool = False) -> dict[str, torch.Tensor]:
+    """Inputs and shifted targets of one window; with ``document_masking`` also its ``segment_ids`` (the document
+    of each input position), from which the training module limits attention to each document and restarts
+    positions (:mod:`infir.models.packed_attention`). A document's EOS keeps its target, the next document's
+    first token: with the mask it is predicted from that document alone, as after a BOS."""
+    tokens = torch.from_numpy(stream.window(index))
+    item = {"input_ids": tokens[:-1], "labels": tokens[1:], "domain": torch.tensor(domain)}
+    if document_masking:
+        item["segment_ids"] = torch.from_numpy(stream.window_segments(index))
+    return item
 
 
 class GlobalOrderBatchSampler(Sampler[list[int]]):

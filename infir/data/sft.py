@@ -26,21 +26,11 @@ reasoning trace without its final answer and EOS would teach the model to stop m
 
 Packing is best-fit decreasing (longest sample first, into the fullest pack it fits), done once, so the
 number of packs and steps per epoch are fixed; each epoch then visits the packs in a (seed, epoch)-seeded
-order. Inside a pack ``position_ids`` restart at 0 per sample and :func:`block_causal_mask` forbids attention
-across samples and to padding.
-
-The 4D mask (transformers 5.23, ``masking_utils._preprocess_mask_arguments``): a tensor of shape
-``(batch, 1, T, T)`` passed as ``attention_mask`` is handed to the attention kernel unchanged. For ``sdpa``
-a bool mask with True = attend works (it goes to ``torch.nn.functional.scaled_dot_product_attention``); for
-``eager`` it must be additive float (0 = attend, ``finfo.min`` = blocked; ``block_causal_mask(...,
-dtype=...)``), which sdpa accepts too. ``position_ids`` alone also work: with ``attention_mask=None``
-transformers derives the same block-causal mask per row from the position resets
-(``find_packed_sequence_indices``; tested with sdpa). ``flash_attention_2`` must get no 4D mask (it would be
-read as a 2D padding mask) and finds packed samples from ``position_ids`` only in a one-row batch
-(``_is_packed_sequence``): use :func:`flatten_for_varlen`, one ``(1, B*T)`` row with ``position_ids`` and no
-mask. In the 4D mask padding rows attend to themselves only, so no softmax row is empty (torch 2.13's CPU
-SDPA returns 0 for an all-blocked row, but some kernels and versions return NaN, which would leak into real
-tokens through the values).
+order. Inside a pack ``position_ids`` restart at 0 per sample, and the batch's ``segment_ids`` say which
+sample each position belongs to; :mod:`infir.models.packed_attention` (shared with document-masked
+pre-training) turns them into the attention kernel's block-causal form, so no attention crosses samples or
+reaches padding. ``position_ids`` alone would also work for sdpa (transformers derives the same mask from
+the position resets, ``find_packed_sequence_indices``; tested), but the explicit mask does not depend on it.
 """
 
 from __future__ import annotations
@@ -55,12 +45,12 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from infir.data.iteration import ShuffledEpochs
+from infir.models.packed_attention import PAD_SEGMENT
 from infir.models.tokenizer import prefix_token_id
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # the training module's ignore_index
-PAD_SEGMENT = -1  # segment id of padding positions
 # ShareGPT names (human/gpt) map onto ours
 ROLE_NAMES = {"system": "system", "user": "user", "assistant": "assistant", "human": "user", "gpt": "assistant"}
 _SAMPLES_LOGGED = 3
@@ -279,42 +269,15 @@ def pack(samples: Sequence[Sample], seq_len: int, pad_id: int = 0) -> list[Packe
     return packs
 
 
-def block_causal_mask(segment_ids: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """``(batch, 1, T, T)`` mask: causal within a segment, nothing across segments or to padding.
-
-    Bool (True = attend) by default, the form sdpa takes; with a float ``dtype`` additive (0 = attend,
-    ``finfo(dtype).min`` = blocked), the form eager attention needs. Padding rows see only themselves.
-    """
-    segments = segment_ids if segment_ids.dim() == 2 else segment_ids.unsqueeze(0)
-    length = segments.shape[-1]
-    causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
-    same = segments[:, :, None] == segments[:, None, :]
-    real = (segments != PAD_SEGMENT)[:, :, None]
-    diagonal = torch.eye(length, dtype=torch.bool, device=segments.device)
-    mask = ((same & causal & real) | diagonal).unsqueeze(1)
-    if dtype is None or dtype == torch.bool:
-        return mask
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
-
-
-def collate(packed: Sequence[PackedSequence], mask_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Stack packs into ``input_ids``, ``labels``, ``position_ids`` (B, T) and the 4D ``attention_mask``."""
+def collate(packed: Sequence[PackedSequence]) -> dict[str, torch.Tensor]:
+    """Stack packs into ``input_ids``, ``labels``, ``position_ids`` and ``segment_ids`` (B, T); the training
+    module turns the segments into the attention kernel's mask (:mod:`infir.models.packed_attention`)."""
     if len({len(p.input_ids) for p in packed}) != 1:
         raise ValueError("collate: packed sequences differ in length; pack them with one seq_len")
-    segments = torch.tensor([p.segment_ids for p in packed], dtype=torch.long)
     return {"input_ids": torch.tensor([p.input_ids for p in packed], dtype=torch.long),
             "labels": torch.tensor([p.labels for p in packed], dtype=torch.long),
             "position_ids": torch.tensor([p.position_ids for p in packed], dtype=torch.long),
-            "attention_mask": block_causal_mask(segments, mask_dtype)}
-
-
-def flatten_for_varlen(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The batch as one ``(1, B*T)`` row with ``position_ids`` and no mask: the form flash-attention needs.
-
-    Safe because labels are shifted per sample (no target crosses a boundary) and padding restarts at
-    position 0, so it is a sequence of its own.
-    """
-    return {key: batch[key].reshape(1, -1) for key in ("input_ids", "labels", "position_ids")}
+            "segment_ids": torch.tensor([p.segment_ids for p in packed], dtype=torch.long)}
 
 
 # ------------------------------------------------------------------------------------------ epochs
@@ -328,14 +291,11 @@ class SFTEpochs(ShuffledEpochs):
     """
 
     def __init__(self, samples: Sequence[Sample], seq_len: int, seed: int, batch_size: int = 1, epochs: int = 1,
-                 pad_id: int = 0, rank: int = 0, world_size: int = 1, mask_dtype: torch.dtype | None = None) -> None:
+                 pad_id: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.packs = pack(samples, seq_len, pad_id)
-        self.seq_len, self.mask_dtype = seq_len, mask_dtype
-        super().__init__(self.packs, self._collate, seed, batch_size=batch_size, epochs=epochs, rank=rank,
+        self.seq_len = seq_len
+        super().__init__(self.packs, collate, seed, batch_size=batch_size, epochs=epochs, rank=rank,
                          world_size=world_size, namespace="sft-epochs")
-
-    def _collate(self, packs: list[PackedSequence]) -> dict[str, torch.Tensor]:
-        return collate(packs, self.mask_dtype)
 
     def batch_packs(self, epoch: int, index: int) -> list[PackedSequence]:
         """The packs of step ``index`` of ``epoch`` on this rank."""

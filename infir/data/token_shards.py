@@ -77,8 +77,10 @@ class TokenStream:
         dtype = np.dtype(info["dtype"])
         self.tokens = info["tokens"]
         self.documents = info["documents"]
-        self._shards = [np.memmap(self.directory / f"{s['name']}.bin", dtype=dtype, mode="r")
-                        for s in info["shards"] if s["tokens"] > self.seq_len]
+        kept = [s["name"] for s in info["shards"] if s["tokens"] > self.seq_len]
+        self._shards = [np.memmap(self.directory / f"{name}.bin", dtype=dtype, mode="r") for name in kept]
+        self._shard_names = kept
+        self._document_starts: dict[int, np.ndarray] = {}  # loaded on first use (document masking only)
         # A window holds seq_len + 1 tokens (inputs and shifted targets); consecutive
         # windows overlap by one token so every token is a target exactly once.
         per_shard = np.array([(len(m) - 1) // self.seq_len for m in self._shards], dtype=np.int64)
@@ -87,8 +89,22 @@ class TokenStream:
 
     def window(self, index: int) -> np.ndarray:
         """Tokens of window ``index`` (``seq_len + 1`` ids), never crossing a shard."""
+        shard, start = self._locate(index)
+        return np.asarray(self._shards[shard][start : start + self.seq_len + 1], dtype=np.int64)
+
+    def window_segments(self, index: int) -> np.ndarray:
+        """Document index of each of window ``index``'s ``seq_len`` input positions, counted from 0 at its
+        first position: from the shard's recorded document starts, so a document whose text happens to hold
+        the EOS string is still one document."""
+        shard, start = self._locate(index)
+        starts = self._document_starts.get(shard)
+        if starts is None:
+            starts = self._document_starts[shard] = np.load(self.directory / f"{self._shard_names[shard]}.docs.npy")
+        positions = np.arange(start, start + self.seq_len)
+        return np.searchsorted(starts, positions, side="right") - np.searchsorted(starts, start, side="right")
+
+    def _locate(self, index: int) -> tuple[int, int]:
         if not 0 <= index < self.n_windows:
             raise IndexError(f"window {index} out of range for {self.directory} ({self.n_windows} windows)")
         shard = int(np.searchsorted(self._first_window, index, side="right") - 1)
-        start = (index - int(self._first_window[shard])) * self.seq_len
-        return np.asarray(self._shards[shard][start : start + self.seq_len + 1], dtype=np.int64)
+        return shard, (index - int(self._first_window[shard])) * self.seq_len

@@ -16,6 +16,7 @@ import lightning as L
 from transformers import PreTrainedTokenizerBase
 
 from infir.eval.suite import EvalSuite, flat_metrics
+from infir.training.speed.compile import eager_calls
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ class EvalCallback(L.Callback):
             return
         out = self.out_dir / f"step{step:07d}" if self.out_dir is not None else None
         extra = {"processor": self.processor} if self.eval_cfg.get("kind") == "vl" else {}
-        results = self._suite.run(pl_module.model, self.tokenizer, out, **extra)
+        with eager_calls():  # a compiled model would recompile for every decode length
+            results = self._suite.run(pl_module.model, self.tokenizer, out, **extra)
         metrics = flat_metrics(results)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)

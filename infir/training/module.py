@@ -2,7 +2,11 @@
 
 The loss is computed here from logits and shifted targets (the data already
 provides ``labels = input_ids`` shifted by one), so the bare-PyTorch benchmark
-and this module run the identical computation.
+and this module run the identical computation. ``model.loss=chunked`` computes
+it from the hidden states instead (:mod:`infir.training.speed.chunked_loss`),
+never holding the full-vocabulary logits. Packed batches (SFT, document-masked
+pre-training) carry ``segment_ids``; :mod:`infir.models.packed_attention` turns
+them into the attention kernel's mask.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from infir.data.sft import flatten_for_varlen
+from infir.models.packed_attention import packed_model_inputs
 from infir.training.run import PENDING_ROW_KEY, pending_log_row
 from infir.training.schedules import LRSchedule
+from infir.training.speed import LOSSES
+from infir.training.speed.chunked_loss import chunked_next_token_loss
+from infir.training.speed.checkpointing import enable_activation_checkpointing
+from infir.training.speed.compile import compile_model
 
 log = logging.getLogger(__name__)
 
@@ -67,34 +75,66 @@ def build_adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas: S
 
 
 class CausalLMModule(L.LightningModule):
-    """Next-token training with per-domain validation loss and exact-resume RNG state."""
+    """Next-token training with per-domain validation loss and exact-resume RNG state.
+
+    ``speed`` holds the model group's speed switches (``compile``, ``activation_checkpointing``, ``loss``,
+    ``loss_chunk_tokens``); they are applied in :meth:`configure_model`, once, in the order FSDP2 needs
+    (checkpointing, then compilation, then sharding).
+    """
 
     def __init__(self, model: torch.nn.Module, optimizer: Mapping[str, Any], schedule: LRSchedule,
-                 domains: Sequence[str], tokens_per_step: int) -> None:
+                 domains: Sequence[str], tokens_per_step: int, speed: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.model = model
         self.optimizer_cfg = dict(optimizer)
         self.schedule = schedule
         self.domains = list(domains)
         self.tokens_per_step = tokens_per_step
+        self.speed = {"compile": "eager", "activation_checkpointing": False, "loss": "plain",
+                      "loss_chunk_tokens": 4096, **(speed or {})}
+        if self.speed["loss"] not in LOSSES:
+            raise ValueError(f"model.loss must be one of {', '.join(LOSSES)}; got {self.speed['loss']!r}")
         self._val_sums: torch.Tensor | None = None
+        self._configured = False
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    def configure_model(self) -> None:
+        """Apply the speed switches (Lightning calls this before every fit/validate; they apply once)."""
+        if self._configured:
+            return
+        self._configured = True
+        if self.speed["activation_checkpointing"]:
+            enable_activation_checkpointing(self.model)
+        called = self.model.model if self.speed["loss"] == "chunked" else self.model
+        compile_model(self.model, str(self.speed["compile"]), called=called)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits; packed SFT batches add a 4D block-causal ``attention_mask`` and per-sample ``position_ids``."""
-        if attention_mask is not None and attention_mask.dim() == 4 and \
-                getattr(self.model.config, "_attn_implementation", "") == "flash_attention_2":
-            batch = flatten_for_varlen({"input_ids": input_ids, "position_ids": position_ids})
-            logits = self.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-            return logits.view(*input_ids.shape, -1)
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          use_cache=False).logits
+        """Logits ``(B, T, vocab)``; packed batches attend within their ``segment_ids`` only."""
+        return self.model.lm_head(self._hidden(input_ids, segment_ids, position_ids))
 
-    def _logits(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self(batch["input_ids"], batch.get("attention_mask"), batch.get("position_ids"))
+    def _hidden(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None,
+                position_ids: torch.Tensor | None) -> torch.Tensor:
+        """The final (normed) hidden states ``(B, T, d)`` of the base model."""
+        if segment_ids is None:
+            inputs = {"input_ids": input_ids, "position_ids": position_ids}
+        else:
+            inputs = packed_model_inputs(input_ids, segment_ids, position_ids,
+                                         getattr(self.model.config, "_attn_implementation", "sdpa"))
+        hidden = self._base(**inputs, use_cache=False).last_hidden_state
+        return hidden.view(*input_ids.shape, -1)
+
+    def _base(self, **inputs: Any):
+        return self.model.model(**inputs)
+
+    def _loss(self, batch: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
+        hidden = self._hidden(batch["input_ids"], batch.get("segment_ids"), batch.get("position_ids"))
+        if self.speed["loss"] == "chunked":
+            return chunked_next_token_loss(hidden, self.model.lm_head.weight, batch["labels"],
+                                           int(self.speed["loss_chunk_tokens"]), reduction)
+        return next_token_loss(self.model.lm_head(hidden), batch["labels"], reduction)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = next_token_loss(self._logits(batch), batch["labels"])
+        loss = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         # the LR this step's update uses (the scheduler advances after the optimizer step)
         groups = self.optimizers().param_groups
@@ -112,7 +152,7 @@ class CausalLMModule(L.LightningModule):
         self._val_sums = torch.zeros(len(self.domains), 3, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        token_loss = next_token_loss(self._logits(batch), batch["labels"], reduction="none")
+        token_loss = self._loss(batch, reduction="none")
         per_seq = token_loss.view(batch["labels"].shape).sum(dim=1).double()
         counts = (batch["labels"] != IGNORE_INDEX).sum(dim=1).double()
         self._val_sums[:, 0].index_add_(0, batch["domain"], per_seq)
@@ -179,7 +219,13 @@ class VisionLanguageModule(CausalLMModule):
     """The same training loop for :class:`~infir.models.vlm.model.VisionLanguageModel`: batches also carry
     ``pixel_values`` (none for a text-only batch), ``image_counts`` and ``sample_ids`` (named in count errors)."""
 
-    def _logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return self.model(batch["input_ids"], batch.get("attention_mask"), batch.get("position_ids"),
-                          pixel_values=batch.get("pixel_values"), image_counts=batch.get("image_counts"),
-                          sample_ids=batch.get("sample_ids"))
+    def configure_model(self) -> None:
+        if self.speed["loss"] != "plain":
+            raise ValueError("model.loss=chunked applies to text models; the vision-language model uses model.loss=plain")
+        super().configure_model()
+
+    def _loss(self, batch: Mapping[str, Any], reduction: str = "mean") -> torch.Tensor:
+        logits = self.model(batch["input_ids"], batch.get("attention_mask"), batch.get("position_ids"),
+                            pixel_values=batch.get("pixel_values"), image_counts=batch.get("image_counts"),
+                            sample_ids=batch.get("sample_ids"))
+        return next_token_loss(logits, batch["labels"], reduction)

@@ -128,7 +128,8 @@ def _token_mix_data(cfg: DictConfig, tokenizer_cfg: dict, run_dir: Path) -> tupl
     datamodule = PackedMixtureDataModule(
         corpus, dict(cfg.data_mix.weights), seq_len=cfg.phase.seq_len, micro_batch_size=cfg.phase.micro_batch_size,
         global_batch_size=cfg.phase.global_batch_size, token_budget=cfg.data_mix.token_budget, seed=cfg.seed,
-        val_windows_per_domain=cfg.data_mix.val_windows_per_domain, num_workers=cfg.data_mix.num_workers)
+        val_windows_per_domain=cfg.data_mix.val_windows_per_domain, num_workers=cfg.data_mix.num_workers,
+        document_masking=bool(cfg.phase.get("document_masking") or False))
     summary = {"tokenizer": str(corpus.tokenizer_dir), "token_streams": str(corpus.streams_dir),
                "documents": corpus.stats["documents"]}
     return datamodule, corpus.tokenizer, summary
@@ -195,7 +196,10 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
     tokens_per_step = cfg.phase.global_batch_size * cfg.phase.seq_len
     apply_trainable(model, list(cfg.phase.get("trainable") or ["*"]))
     module_class = VisionLanguageModule if vision else CausalLMModule
-    module = module_class(model, {**cfg.phase.optimizer, "lr": lr}, schedule, datamodule.domains, tokens_per_step)
+    speed = {key: cfg.model[key] for key in ("compile", "activation_checkpointing", "loss", "loss_chunk_tokens")
+             if key in cfg.model}
+    module = module_class(model, {**cfg.phase.optimizer, "lr": lr}, schedule, datamodule.domains, tokens_per_step,
+                          speed=speed)
 
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k not in TRAINER_OWN_KEYS}  # ours, not Trainer args
     precision = resolve_precision(trainer_kwargs.pop("precision"), str(trainer_kwargs.get("accelerator", "auto")))
