@@ -117,6 +117,14 @@ def read_metrics(csv_path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+_TIMING = ("perf/", "_runtime", "_timestamp")  # wall-clock dependent: compared by presence, not value
+
+
+def comparable_row(row: dict) -> dict:
+    """A metrics row with its timing values replaced by whether they are present."""
+    return {k: (v not in ("", None) if k.startswith(_TIMING) else v) for k, v in row.items()}
+
+
 def last_value(rows: list[dict[str, str]], key: str) -> tuple[int, float]:
     """(step, value) of the last row that has ``key``."""
     for row in reversed(rows):

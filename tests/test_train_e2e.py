@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, last_value, read_metrics, run_train, start_train
+from conftest import REPO, comparable_row, last_value, read_metrics, run_train, start_train
 from wandb_records import merged_history, run_record, segments
 
 SMOKE = ["debug=smoke", "model=nano"]
@@ -90,13 +90,6 @@ def _only_run_dir(out: Path) -> Path:
     return run_dir
 
 
-_TIMING = ("perf/", "_runtime", "_timestamp")  # wall-clock dependent: compared by presence, not value
-
-
-def _comparable(row: dict) -> dict:
-    return {k: (v not in ("", None) if k.startswith(_TIMING) else v) for k, v in row.items()}
-
-
 def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(smoke_and_killed, shared_cache):
     """Three kill -9s (see smoke_and_killed), then the newest checkpoint cut short and a half-written one left
     behind; every CSV row and every W&B record (step, keys, values) of the resumed run must equal the
@@ -122,12 +115,12 @@ def test_killed_three_times_run_keeps_the_whole_history_of_an_uninterrupted_run(
     a = read_metrics(straight_dir / "csv" / "metrics.csv")
     b = read_metrics(run_dir / "csv" / "metrics.csv")
     # Same machine, same thread count, same deterministic CPU kernels: bit-identical, so tolerance 0.
-    assert [_comparable(r) for r in b] == [_comparable(r) for r in a]
+    assert [comparable_row(r) for r in b] == [comparable_row(r) for r in a]
     assert [int(r["step"]) for r in a if r.get("val/loss")] == [0, 40, 80]
 
     wa, wb = merged_history(straight_dir / "wandb"), merged_history(run_dir / "wandb")
     assert [step for step, _ in wa] == list(range(0, 81, 5))  # the optimizer step, as in checkpoint names
-    assert [(s, _comparable(r)) for s, r in wb] == [(s, _comparable(r)) for s, r in wa]
+    assert [(s, comparable_row(r)) for s, r in wb] == [(s, comparable_row(r)) for s, r in wa]
     run_id = (run_dir / "wandb_run_id").read_text()
     attempts = segments(run_dir / "wandb")
     # one W&B run continued: every attempt carries the persisted id (a killed attempt's data file may be

@@ -243,9 +243,10 @@ def _check_speed(cfg: DictConfig) -> None:
     chunk = model.get("loss_chunk_tokens", 4096)
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
         raise ConfigError(f"model.loss_chunk_tokens must be a positive integer, got {chunk!r}")
-    for key in ("activation_checkpointing",):
-        if not isinstance(model.get(key, False), bool):
-            raise ConfigError(f"model.{key} must be true or false, got {model.get(key)!r}")
+    checkpointing = model.get("activation_checkpointing", False)
+    if not isinstance(checkpointing, (bool, int)) or (not isinstance(checkpointing, bool) and checkpointing < 1):
+        raise ConfigError(f"model.activation_checkpointing must be true, false or N >= 1 (every N-th decoder "
+                          f"layer), got {checkpointing!r}")
     masking = cfg.phase.get("document_masking")
     if masking is not None:
         if not isinstance(masking, bool):

@@ -102,8 +102,9 @@ class CausalLMModule(L.LightningModule):
         if self._configured:
             return
         self._configured = True
-        if self.speed["activation_checkpointing"]:
-            enable_activation_checkpointing(self.model)
+        checkpointing = self.speed["activation_checkpointing"]
+        if checkpointing:  # true, or N: every N-th layer
+            enable_activation_checkpointing(self.model, every_n_layers=1 if checkpointing is True else int(checkpointing))
         called = self.model.model if self.speed["loss"] == "chunked" else self.model
         compile_model(self.model, str(self.speed["compile"]), called=called)
 

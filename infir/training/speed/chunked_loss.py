@@ -12,7 +12,7 @@ any device.
 
 Numerics follow the plain path (``lm_head`` under autocast, then fp32 cross-entropy): each chunk's logits
 are computed in the autocast dtype (or the inputs' dtype without autocast), rounded to it, and then taken
-to fp32 for the softmax, so loss and gradients agree with the plain loss to fp32 rounding.
+to fp32 (fp64 inputs: fp64) for the softmax, so loss and gradients agree with the plain loss to fp32 rounding.
 """
 
 from __future__ import annotations
@@ -32,17 +32,18 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk_tokens: int,
                 reduction: str) -> torch.Tensor:
         dtype = _compute_dtype(hidden)
+        accumulate = torch.promote_types(dtype, torch.float32)  # fp32 softmax (fp64 stays fp64)
         with torch.autocast(hidden.device.type, enabled=False):
             h, w = hidden.to(dtype), weight.to(dtype)
             valid_count = (labels != IGNORE_INDEX).sum()
-            scale = 1.0 / valid_count.clamp(min=1).float() if reduction == "mean" else torch.ones((), device=h.device)
+            scale = 1.0 / valid_count.clamp(min=1).to(accumulate) if reduction == "mean" else 1.0
             needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
             grad_hidden = torch.empty_like(hidden) if needs_grad else None
-            grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if needs_grad else None
-            total = torch.zeros((), dtype=torch.float32, device=h.device)
+            grad_weight = torch.zeros(weight.shape, dtype=accumulate, device=weight.device) if needs_grad else None
+            total = torch.zeros((), dtype=accumulate, device=h.device)
             for start in range(0, h.shape[0], chunk_tokens):
                 rows = slice(start, start + chunk_tokens)
-                logits = (h[rows] @ w.T).float()
+                logits = (h[rows] @ w.T).to(accumulate)
                 target = labels[rows]
                 valid = target != IGNORE_INDEX
                 safe_target = target.clamp(min=0)
@@ -53,13 +54,13 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
                     continue
                 grad_logits = torch.softmax(logits, dim=-1)  # d loss / d logits = softmax - one_hot(target)
                 grad_logits.scatter_add_(1, safe_target[:, None], torch.full_like(target_logit, -1.0)[:, None])
-                grad_logits *= (valid.float() * scale)[:, None]
+                grad_logits *= (valid.to(accumulate) * scale)[:, None]
                 grad_logits = grad_logits.to(dtype)
                 grad_hidden[rows] = (grad_logits @ w).to(hidden.dtype)
-                grad_weight += (grad_logits.T @ h[rows]).float()
+                grad_weight += (grad_logits.T @ h[rows]).to(accumulate)
         ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype) if needs_grad else None)
         if reduction == "mean":  # 0/0 = nan with no target, as F.cross_entropy gives
-            return total / valid_count.float()
+            return total / valid_count.to(accumulate)
         return total
 
     @staticmethod
@@ -86,7 +87,8 @@ def chunked_next_token_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: 
         dtype = _compute_dtype(hidden)
         pieces = []
         for start in range(0, flat_hidden.shape[0], chunk_tokens):
-            logits = (flat_hidden[start:start + chunk_tokens].to(dtype) @ weight.to(dtype).T).float()
+            logits = (flat_hidden[start:start + chunk_tokens].to(dtype) @ weight.to(dtype).T)
+            logits = logits.to(torch.promote_types(dtype, torch.float32))
             pieces.append(torch.nn.functional.cross_entropy(logits, flat_labels[start:start + chunk_tokens],
                                                             ignore_index=IGNORE_INDEX, reduction="none"))
         return torch.cat(pieces)

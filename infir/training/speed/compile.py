@@ -12,12 +12,15 @@ under :func:`eager_calls`: its one-token decode steps and growing KV cache would
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 import torch
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from infir.training.speed import COMPILE_MODES
+
+log = logging.getLogger(__name__)
 
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -32,12 +35,14 @@ def compile_model(model: torch.nn.Module, mode: str, called: torch.nn.Module | N
         raise ValueError(f"model.compile must be one of {', '.join(COMPILE_MODES)}; got {mode!r}")
     if mode == "whole":
         (called or model).compile()
+        log.info("model.compile=whole: compiled %s", type(called or model).__name__)
     elif mode == "regional":
         layers = decoder_layers(model)
         if not layers:
             raise ValueError("model.compile=regional: the model has no transformers decoder layers to compile")
         for layer in layers:
             layer.compile()
+        log.info("model.compile=regional: compiled %d decoder layers", len(layers))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,177 @@
+"""The speed switches (infir/training/speed/): they change how fast and in how much memory, not what is learnt.
+
+Chunked loss and activation checkpointing must give the plain computation's loss and gradients; a compiled
+run must track the eager run within bf16 tolerance and resume exactly.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from conftest import REPO, comparable_row, read_metrics, run_train, start_train
+from infir.training.module import IGNORE_INDEX, CausalLMModule
+from infir.training.schedules import LRSchedule
+from infir.training.speed.chunked_loss import chunked_next_token_loss
+from infir.training.speed.compile import decoder_layers
+
+
+def _labels(shape: tuple[int, int], vocab: int, seed: int = 0) -> torch.Tensor:
+    """Targets with ignored stretches: a prompt-like prefix, padding at the end, scattered single positions."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, vocab, shape, generator=g)
+    labels[0, :7] = IGNORE_INDEX
+    labels[-1, -5:] = IGNORE_INDEX
+    labels[torch.rand(shape, generator=g) < 0.1] = IGNORE_INDEX
+    return labels
+
+
+@pytest.mark.parametrize("chunk", [1, 13, 64, 10_000])  # one position, uneven chunks, even chunks, one chunk
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_chunked_loss_equals_the_plain_loss_and_its_gradients(chunk, reduction):
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 64, 32, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(250, 32, dtype=torch.float64, requires_grad=True)
+    labels = _labels((3, 64), 250)
+    plain = F.cross_entropy((hidden @ weight.T).flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
+                            reduction=reduction)
+    chunked = chunked_next_token_loss(hidden, weight, labels, chunk_tokens=chunk, reduction=reduction)
+    torch.testing.assert_close(chunked, plain, rtol=1e-12, atol=0)
+    for a, b in zip(torch.autograd.grad(chunked, (hidden, weight)), torch.autograd.grad(plain, (hidden, weight))):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+    with torch.no_grad():  # per position, for validation sums
+        per_position = chunked_next_token_loss(hidden, weight, labels, chunk_tokens=chunk, reduction="none")
+        expected = F.cross_entropy((hidden @ weight.T).flatten(0, 1), labels.flatten(),
+                                   ignore_index=IGNORE_INDEX, reduction="none")
+    torch.testing.assert_close(per_position, expected, rtol=1e-12, atol=0)
+
+
+def test_chunked_loss_with_every_target_ignored_is_nan_like_the_plain_loss():
+    hidden, weight = torch.randn(4, 8, requires_grad=True), torch.randn(10, 8)
+    labels = torch.full((4,), IGNORE_INDEX)
+    plain = F.cross_entropy(hidden @ weight.T, labels, ignore_index=IGNORE_INDEX)
+    assert plain.isnan() and chunked_next_token_loss(hidden, weight, labels, 2).isnan()
+
+
+def _tiny_llama(attn: str = "sdpa") -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=True, use_cache=False)
+    config._attn_implementation = attn
+    return LlamaForCausalLM(config)
+
+
+def _loss_and_grads(speed: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, int]]:
+    """Loss, parameter gradients and how often the LM head and each decoder layer ran in one training step."""
+    module = CausalLMModule(_tiny_llama(), {"lr": 1e-3}, LRSchedule("constant", 1), ["d"], 64, speed=speed)
+    module.configure_model()
+    module.train()
+    calls = {"lm_head": 0, "layers": 0}
+
+    def counted(key, forward):
+        def call(*args, **kwargs):
+            calls[key] += 1
+            return forward(*args, **kwargs)
+        return call
+
+    # counted by wrapping forward: the recomputation in backward runs forward but not module hooks
+    module.model.lm_head.forward = counted("lm_head", module.model.lm_head.forward)
+    for layer in decoder_layers(module.model):
+        layer.mlp.forward = counted("layers", layer.mlp.forward)
+    loss = module._loss(batch)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in module.model.named_parameters()}, calls
+
+
+def test_training_module_loss_and_gradients_do_not_depend_on_the_speed_switches():
+    """fp32: the chunked loss (tied LM head = embedding, so its gradient adds to the embedding's) and
+    per-layer activation checkpointing give the plain module's loss and every parameter gradient, while
+    the chunked loss never calls the full LM head and checkpointing re-runs the checkpointed layers."""
+    g = torch.Generator().manual_seed(1)
+    batch = {"input_ids": torch.randint(0, 320, (2, 48), generator=g), "labels": _labels((2, 48), 320),
+             "segment_ids": torch.tensor([[0] * 20 + [1] * 28, [0] * 40 + [-1] * 8])}
+    plain_loss, plain, calls = _loss_and_grads({}, batch)
+    assert calls == {"lm_head": 1, "layers": 3}
+    cases = [({"loss": "chunked", "loss_chunk_tokens": 17}, {"lm_head": 0, "layers": 3}),
+             ({"activation_checkpointing": True}, {"lm_head": 1, "layers": 6}),
+             ({"activation_checkpointing": 2}, {"lm_head": 1, "layers": 5}),  # layers 0 and 2 recomputed
+             ({"loss": "chunked", "loss_chunk_tokens": 32, "activation_checkpointing": True}, {"lm_head": 0, "layers": 6})]
+    for speed, expected_calls in cases:
+        loss, grads, calls = _loss_and_grads(speed, batch)
+        assert calls == expected_calls, speed
+        torch.testing.assert_close(loss, plain_loss, rtol=1e-6, atol=0)
+        for name, grad in grads.items():
+            torch.testing.assert_close(grad, plain[name], rtol=1e-5, atol=1e-7, msg=lambda m: f"{speed} {name}: {m}")
+
+
+def test_regional_compile_compiles_each_decoder_layer_and_keeps_parameter_names():
+    model = _tiny_llama()
+    names = [n for n, _ in model.named_parameters()]
+    module = CausalLMModule(model, {"lr": 1e-3}, LRSchedule("constant", 1), ["d"], 64, speed={"compile": "regional"})
+    module.configure_model()
+    layers = decoder_layers(model)
+    assert len(layers) == 3 and all(layer._compiled_call_impl is not None for layer in layers)
+    assert model._compiled_call_impl is None  # the model itself runs eagerly around them
+    assert [n for n, _ in model.named_parameters()] == names  # checkpoints and the HF export are unchanged
+    with pytest.raises(ValueError, match="model.loss must be one of"):
+        CausalLMModule(model, {"lr": 1e-3}, LRSchedule("constant", 1), ["d"], 64, speed={"loss": "fused"})
+
+
+# ------------------------------------------------------------------------------------- compiled runs
+
+# 20 optimizer steps of 8 x 64 tokens, validated and checkpointed every 10 / 5 steps
+SHORT = ["debug=smoke", "model=nano", "data_mix.token_budget=10240", "trainer.val_check_interval=10",
+         "callbacks.checkpoint.every_n_train_steps=5"]
+COMPILED = [*SHORT, "model.compile=regional"]
+
+
+@pytest.fixture(scope="module")
+def compiled_runs(tmp_path_factory, shared_cache):
+    """An eager and a compiled 20-step run side by side (fresh interpreters), then a compiled run killed
+    mid-way (step 13) and resumed with the same command line (forked: the kill takes its own process group)."""
+    out = tmp_path_factory.mktemp("speed")
+    eager = start_train(SHORT, out / "eager", shared_cache)
+    try:
+        compiled = run_train(COMPILED, out / "compiled", shared_cache)
+    finally:
+        eager.wait()
+    marker = out / "killed.marker"
+    kill = f"+callbacks.kill={{_target_:kill_points.KillAt,step:13,hook:train_batch_end,marker:{marker}}}"
+    env = {"PYTHONPATH": str(REPO / "tests")}
+    killed = run_train([*COMPILED, kill], out / "killed", shared_cache, check=False, env=env, fork=True)
+    resumed = run_train([*COMPILED, kill], out / "killed", shared_cache, env=env, fork=True)
+    return out, compiled, killed, resumed
+
+
+def _metrics(root) -> list[dict[str, str]]:
+    (run_dir,) = (root / "embedded_pretrain" / "runs").iterdir()
+    return read_metrics(run_dir / "csv" / "metrics.csv")
+
+
+def _series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
+    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+
+
+def test_compiled_run_tracks_the_eager_run_within_bf16_tolerance(compiled_runs):
+    out, *_ = compiled_runs
+    (run_dir,) = (out / "compiled" / "embedded_pretrain" / "runs").iterdir()
+    assert "model.compile=regional: compiled 2 decoder layers" in (run_dir / "train.log").read_text()
+    eager, compiled = _metrics(out / "eager"), _metrics(out / "compiled")
+    for key in ("train/loss", "val/loss"):
+        a, b = _series(eager, key), _series(compiled, key)
+        assert [s for s, _ in a] == [s for s, _ in b] and len(a) >= 3, key
+        for (step, x), (_, y) in zip(a, b):
+            assert y == pytest.approx(x, rel=2e-2), (key, step)
+    assert _series(compiled, "val/loss")[-1][1] < _series(compiled, "val/loss")[0][1]  # and it learns
+
+
+def test_killed_compiled_run_resumes_to_the_uninterrupted_history(compiled_runs):
+    out, _, killed, resumed = compiled_runs
+    assert killed.returncode == -signal.SIGKILL and (out / "killed.marker").exists()
+    straight, again = _metrics(out / "compiled"), _metrics(out / "killed")
+    assert [comparable_row(r) for r in again] == [comparable_row(r) for r in straight]
