@@ -39,13 +39,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here needs the hub; never reach for it
 
-import infir  # noqa: E402,F401  (torchvision op guard)
+import infir  # noqa: E402  (first: the torchvision op guard)
 import lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from torch._dynamo.utils import counters as dynamo_counters  # noqa: E402
 
 from infir.data.corpus import PreparedCorpus  # noqa: E402
 from infir.data.datamodule import PackedMixtureDataModule  # noqa: E402
@@ -146,6 +147,11 @@ class Bench:
         if self.cuda:
             torch.cuda.synchronize()
 
+    def clock(self) -> tuple[float, int]:
+        """(time, graphs compiled so far) once the device is idle: brackets the timed steps."""
+        self.sync()
+        return time.perf_counter(), int(dynamo_counters["stats"]["unique_graphs"])
+
 
 @dataclasses.dataclass
 class Side:
@@ -153,7 +159,8 @@ class Side:
 
     tokens_per_s: float
     peak_bytes: int | None  # None on CPU: no per-side peak there
-    first_loss: float
+    first_loss: float  # both sides start from the same weights and batch: these should agree
+    timed_compiles: int  # graphs compiled inside the timed steps (a recompilation there skews tokens/s)
 
 
 @dataclasses.dataclass
@@ -162,8 +169,8 @@ class Row:
 
     seq_len: int
     micro_batch: int
-    plain: list[Side] = dataclasses.field(default_factory=list)
-    infir: list[Side] = dataclasses.field(default_factory=list)
+    plain_runs: list[Side] = dataclasses.field(default_factory=list)
+    infir_runs: list[Side] = dataclasses.field(default_factory=list)
 
 
 def load_model_cfg(name: str) -> DictConfig:
@@ -192,16 +199,19 @@ def make_datamodule(b: Bench, seq_len: int, micro_batch: int, total_steps: int) 
                                    num_workers=b.num_workers, document_masking=b.document_masking)
 
 
-def free_memory(b: Bench) -> None:
-    """Drop what the previous side left so the next one measures its own peak."""
+def free_memory(b: Bench) -> int:
+    """Drop what the previous side left and restart the peak count; returns the bytes still allocated, which
+    the next side's peak leaves out (on CPU: 0, no per-side peak)."""
     gc.collect()
-    if b.cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    if not b.cuda:
+        return 0
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.memory_allocated()
 
 
-def _peak(b: Bench) -> int | None:
-    return torch.cuda.max_memory_allocated() if b.cuda else None
+def _peak(b: Bench, baseline: int) -> int | None:
+    return torch.cuda.max_memory_allocated() - baseline if b.cuda else None
 
 
 # -------------------------------------------------------------------------------------------------- plain side
@@ -224,7 +234,7 @@ def _document_inputs(input_ids: torch.Tensor, segment_ids: torch.Tensor, attn: s
 
 def plain_side(b: Bench, seq_len: int, micro_batch: int) -> Side:
     """The hand-written loop, timed over ``b.steps`` steps after ``b.warmup`` untimed ones."""
-    free_memory(b)
+    baseline = free_memory(b)
     total = b.warmup + b.steps
     model = make_model(b).to(b.device).train()
     attn = model.config._attn_implementation
@@ -253,17 +263,13 @@ def plain_side(b: Bench, seq_len: int, micro_batch: int) -> Side:
     first_loss = float(step())
     for _ in range(b.warmup - 1):
         step()
-    b.sync()
-    start = time.perf_counter()
+    start, graphs = b.clock()
     for i in range(b.steps):
         loss = step()
         if (i + 1) % b.log_every == 0:
             loss.item()  # the researcher prints the loss now and then
-    b.sync()
-    elapsed = time.perf_counter() - start
-    result = Side(b.steps * micro_batch * seq_len / elapsed, _peak(b), first_loss)
-    del model, forward, optimizer, scheduler, batches
-    return result
+    end, graphs_end = b.clock()
+    return Side(b.steps * micro_batch * seq_len / (end - start), _peak(b, baseline), first_loss, graphs_end - graphs)
 
 
 # -------------------------------------------------------------------------------------------------- infir side
@@ -273,8 +279,9 @@ class _StepTimer(L.Callback):
 
     def __init__(self, b: Bench) -> None:
         self.b = b
-        self.start = 0.0
+        self.start = (0.0, 0)
         self.elapsed = 0.0
+        self.compiles = 0
         self.first_loss = float("nan")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -282,18 +289,17 @@ class _StepTimer(L.Callback):
         if batch_idx == 0:
             self.first_loss = float(outputs["loss"])
         if batch_idx == self.b.warmup - 1:
-            self.b.sync()
-            self.start = time.perf_counter()
+            self.start = self.b.clock()
         elif batch_idx == trainer.max_steps - 1:
-            self.b.sync()
-            self.elapsed = time.perf_counter() - self.start
+            end, graphs = self.b.clock()
+            self.elapsed, self.compiles = end - self.start[0], graphs - self.start[1]
 
 
 def infir_side(b: Bench, seq_len: int, micro_batch: int, speed: dict[str, Any] | None = None,
                warmup: int | None = None, steps: int | None = None) -> Side:
     """``CausalLMModule`` + ``PackedMixtureDataModule`` under ``trainer.fit``, as ``train.py`` builds them
     (validation and checkpointing off: they are not training steps)."""
-    free_memory(b)
+    baseline = free_memory(b)
     run = dataclasses.replace(b, warmup=warmup or b.warmup, steps=steps or b.steps)
     total = run.warmup + run.steps
     datamodule = make_datamodule(run, seq_len, micro_batch, total)
@@ -310,9 +316,7 @@ def infir_side(b: Bench, seq_len: int, micro_batch: int, speed: dict[str, Any] |
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                         limit_val_batches=0, use_distributed_sampler=False)
     trainer.fit(module, datamodule=datamodule)
-    result = Side(run.steps * tokens_per_step / timer.elapsed, _peak(run), timer.first_loss)
-    del trainer, module, model, datamodule
-    return result
+    return Side(run.steps * tokens_per_step / timer.elapsed, _peak(run, baseline), timer.first_loss, timer.compiles)
 
 
 # ----------------------------------------------------------------------------------------- max micro-batch
@@ -356,9 +360,9 @@ def print_table(rows: list[Row], b: Bench, flops_per_token: dict[int, float]) ->
               "plain peak mem", "infir peak mem"]
     lines = []
     for row in rows:
-        p = statistics.median(s.tokens_per_s for s in row.plain)
-        o = statistics.median(s.tokens_per_s for s in row.infir)
-        peaks = [max((s.peak_bytes for s in side), default=None) if b.cuda else None for side in (row.plain, row.infir)]
+        p = statistics.median(s.tokens_per_s for s in row.plain_runs)
+        o = statistics.median(s.tokens_per_s for s in row.infir_runs)
+        peaks = [max(s.peak_bytes for s in side) if b.cuda else None for side in (row.plain_runs, row.infir_runs)]
         lines.append([str(row.seq_len), str(row.micro_batch), f"{p:,.0f}", f"{o:,.0f}", f"{o / p:.3f}",
                       _mfu(p, row.seq_len, b, flops_per_token), _mfu(o, row.seq_len, b, flops_per_token),
                       _gib(peaks[0]), _gib(peaks[1])])
@@ -450,6 +454,8 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # per-fit banners, 2 x rounds x seq lens
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*Checkpointing is disabled.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 
     model_cfg = load_model_cfg(args.model)
     model_cfg.attn_implementation = args.attn
@@ -470,7 +476,7 @@ def main() -> None:
         probe = make_model(b)
         params = sum(p.numel() for p in probe.parameters())
         flops_per_token = {s: training_flops_per_token(probe, s) for s in args.seq_lens}
-        print(f"device: {name} | torch {torch.__version__} | precision {precision} | "
+        print(f"infir {infir.__version__} | device: {name} | torch {torch.__version__} | precision {precision} | "
               f"attn {resolve_attn_implementation(args.attn)}")
         print(f"model: {args.model}, {params / 1e6:.1f}M parameters, vocab {probe.config.vocab_size}")
         print(f"infir speed: {speed} | plain: torch.compile {'on' if args.plain_compile else 'off'}"
@@ -495,12 +501,14 @@ def main() -> None:
         for seq_len in args.seq_lens:
             row = Row(seq_len, micro[seq_len])
             for r in range(args.rounds):
-                row.plain.append(plain_side(b, seq_len, row.micro_batch))
-                row.infir.append(infir_side(b, seq_len, row.micro_batch))
-                p, o = row.plain[-1], row.infir[-1]
+                row.plain_runs.append(plain_side(b, seq_len, row.micro_batch))
+                row.infir_runs.append(infir_side(b, seq_len, row.micro_batch))
+                p, o = row.plain_runs[-1], row.infir_runs[-1]
                 print(f"seq {seq_len} x {row.micro_batch}, round {r + 1}: plain {p.tokens_per_s:10,.0f} tok/s "
                       f"({_gib(p.peak_bytes)})   infir {o.tokens_per_s:10,.0f} tok/s ({_gib(o.peak_bytes)})   "
-                      f"step-1 loss {p.first_loss:.4f} / {o.first_loss:.4f}", flush=True)
+                      f"step-1 loss {p.first_loss:.4f} / {o.first_loss:.4f}"
+                      + (f"   [graphs compiled in timed steps: plain {p.timed_compiles}, infir {o.timed_compiles}]"
+                         if p.timed_compiles or o.timed_compiles else ""), flush=True)
             rows.append(row)
             free_memory(b)
 

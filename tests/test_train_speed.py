@@ -67,16 +67,17 @@ def _tiny_llama(attn: str = "sdpa") -> LlamaForCausalLM:
 
 
 def _loss_and_grads(speed: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, int]]:
-    """Loss, parameter gradients and how often the LM head and each decoder layer ran in one training step."""
+    """Loss, parameter gradients, how many positions the LM head projected and how often the decoder layers
+    ran in one training step."""
     module = CausalLMModule(_tiny_llama(), {"lr": 1e-3}, LRSchedule("constant", 1), ["d"], 64, speed=speed)
     module.configure_model()
     module.train()
     calls = {"lm_head": 0, "layers": 0}
 
     def counted(key, forward):
-        def call(*args, **kwargs):
-            calls[key] += 1
-            return forward(*args, **kwargs)
+        def call(hidden, *args, **kwargs):
+            calls[key] += hidden.shape[:-1].numel() if key == "lm_head" else 1  # positions projected / calls
+            return forward(hidden, *args, **kwargs)
         return call
 
     # counted by wrapping forward: the recomputation in backward runs forward but not module hooks
@@ -96,10 +97,10 @@ def test_training_module_loss_and_gradients_do_not_depend_on_the_speed_switches(
     batch = {"input_ids": torch.randint(0, 320, (2, 48), generator=g), "labels": _labels((2, 48), 320),
              "segment_ids": torch.tensor([[0] * 20 + [1] * 28, [0] * 40 + [-1] * 8])}
     plain_loss, plain, calls = _loss_and_grads({}, batch)
-    assert calls == {"lm_head": 1, "layers": 3}
+    assert calls == {"lm_head": 96, "layers": 3}
     cases = [({"loss": "chunked", "loss_chunk_tokens": 17}, {"lm_head": 0, "layers": 3}),
-             ({"activation_checkpointing": True}, {"lm_head": 1, "layers": 6}),
-             ({"activation_checkpointing": 2}, {"lm_head": 1, "layers": 5}),  # layers 0 and 2 recomputed
+             ({"activation_checkpointing": True}, {"lm_head": 96, "layers": 6}),
+             ({"activation_checkpointing": 2}, {"lm_head": 96, "layers": 5}),  # layers 0 and 2 recomputed
              ({"loss": "chunked", "loss_chunk_tokens": 32, "activation_checkpointing": True}, {"lm_head": 0, "layers": 6})]
     for speed, expected_calls in cases:
         loss, grads, calls = _loss_and_grads(speed, batch)
@@ -174,4 +175,73 @@ def test_killed_compiled_run_resumes_to_the_uninterrupted_history(compiled_runs)
     out, _, killed, resumed = compiled_runs
     assert killed.returncode == -signal.SIGKILL and (out / "killed.marker").exists()
     straight, again = _metrics(out / "compiled"), _metrics(out / "killed")
+    assert [comparable_row(r) for r in again] == [comparable_row(r) for r in straight]
+
+
+# ------------------------------------------------------------------------------------------- FSDP2
+
+# fp32 both ways: a sharded run must reproduce the single-process one up to reduction order
+FP32_EVAL = [*SHORT, "trainer.precision=32-true", "eval.callback.enabled=true", "eval.callback.every_n_steps=0",
+             "eval.tasks.mmlu.limit=16", "eval.tasks.gsm8k.limit=2", "eval.tasks.gsm8k.max_new_tokens=8",
+             "eval.tasks.math.enabled=false"]
+FSDP2 = [*FP32_EVAL, "trainer=fsdp2", "trainer.accelerator=cpu", "trainer.devices=2"]
+
+
+@pytest.fixture(scope="module")
+def fsdp2_runs(tmp_path_factory, shared_cache):
+    """One process; FSDP2 over 2 gloo processes; and the FSDP2 run killed at step 13 (after the step-10
+    sharded checkpoint), then resumed with the same command line."""
+    out = tmp_path_factory.mktemp("fsdp2")
+    single = run_train(FP32_EVAL, out / "single", shared_cache)
+    sharded = run_train(FSDP2, out / "sharded", shared_cache)
+    marker = out / "killed.marker"
+    kill = f"+callbacks.kill={{_target_:kill_points.KillAt,step:13,hook:train_batch_end,marker:{marker}}}"
+    env = {"PYTHONPATH": str(REPO / "tests")}
+    killed = run_train([*FSDP2, kill], out / "killed", shared_cache, check=False, env=env, fork=True)
+    resumed = run_train([*FSDP2, kill], out / "killed", shared_cache, env=env, fork=True)
+    return out, single, sharded, killed, resumed
+
+
+def _run_dir(root):
+    (run_dir,) = (root / "embedded_pretrain" / "runs").iterdir()
+    return run_dir
+
+
+def test_fsdp2_two_processes_match_one_process_and_evaluate_the_gathered_model(fsdp2_runs):
+    out, *_ = fsdp2_runs
+    single, sharded = _metrics(out / "single"), _metrics(out / "sharded")
+    # validation (all-reduced over ranks) at steps 0, 10, 20; train/loss is each rank's own micro-batch
+    for key in ("val/loss", "val/loss/code", "val/loss/math"):
+        a, b = _series(single, key), _series(sharded, key)
+        assert [s for s, _ in a] == [s for s, _ in b] and a, key
+        for (step, x), (_, y) in zip(a, b):
+            assert y == pytest.approx(x, rel=1e-4), (key, step)
+    # the eval callback ran on the gathered weights: the same scores as the unsharded model's
+    for key in ("eval/mmlu/accuracy", "eval/mmlu/prob_correct", "eval/gsm8k/strict_accuracy"):
+        (a,), (b,) = _series(single, key), _series(sharded, key)
+        assert a[0] == b[0] == 20 and b[1] == pytest.approx(a[1], abs=1e-3), key
+
+
+def test_fsdp2_checkpoints_are_sharded_and_the_export_is_their_gathered_weights(fsdp2_runs):
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+    from transformers import AutoModelForCausalLM
+
+    out, *_ = fsdp2_runs
+    run_dir = _run_dir(out / "sharded")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert last.is_dir() and sorted(p.name for p in last.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+    dcp_to_torch_save(last, out / "consolidated.pt")
+    saved = torch.load(out / "consolidated.pt", weights_only=False)["state_dict"]
+    export = AutoModelForCausalLM.from_pretrained(run_dir / "hf_export", local_files_only=True)
+    exported = export.state_dict()
+    weights = {k.removeprefix("model."): v for k, v in saved.items()}
+    assert set(weights) - {"lm_head.weight"} == set(exported) - {"lm_head.weight"}
+    for name, tensor in weights.items():
+        assert torch.equal(exported[name], tensor), name
+
+
+def test_killed_fsdp2_run_resumes_from_its_sharded_checkpoint_to_the_uninterrupted_history(fsdp2_runs):
+    out, _, _, killed, _ = fsdp2_runs
+    assert killed.returncode == -signal.SIGKILL and (out / "killed.marker").exists()
+    straight, again = _metrics(out / "sharded"), _metrics(out / "killed")
     assert [comparable_row(r) for r in again] == [comparable_row(r) for r in straight]

@@ -2,7 +2,9 @@
 
 Metrics go to every attached logger (CSV and W&B) as ``eval/<task>/<metric>`` at the current
 global step; per-sample outputs go to ``<run>/eval/step<N>/``. Only rank 0 evaluates (the other
-ranks wait at their next collective); sharded (FSDP) models are not supported here.
+ranks wait at their next collective). Under FSDP2 every rank first takes part in gathering the weights,
+rank 0 evaluates an unsharded copy, and the others wait at a barrier. The legacy FSDP wrapper
+(``trainer=fsdp``) is not supported here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from infir.eval.suite import EvalSuite, flat_metrics
 from infir.training.speed.compile import eager_calls
+from infir.training.speed.fsdp2 import full_model_state_dict, is_sharded, unsharded_copy
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +53,25 @@ class EvalCallback(L.Callback):
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
         self._last_step = step
-        if not trainer.is_global_zero or self._suite is None:
-            return
+        model = pl_module.model
+        sharded = is_sharded(model)
+        if sharded:  # FSDP2: every rank gathers; rank 0 evaluates a plain copy while the others wait
+            weights = full_model_state_dict(model)
+            if trainer.is_global_zero and self._suite is not None:
+                model = unsharded_copy(model, weights, pl_module.device)
+            del weights
+        try:
+            if trainer.is_global_zero and self._suite is not None:
+                self._run_suite(trainer, model, step)
+        finally:
+            if sharded:
+                trainer.strategy.barrier("eval_callback")
+
+    def _run_suite(self, trainer: L.Trainer, model: Any, step: int) -> None:
         out = self.out_dir / f"step{step:07d}" if self.out_dir is not None else None
         extra = {"processor": self.processor} if self.eval_cfg.get("kind") == "vl" else {}
         with eager_calls():  # a compiled model would recompile for every decode length
-            results = self._suite.run(pl_module.model, self.tokenizer, out, **extra)
+            results = self._suite.run(model, self.tokenizer, out, **extra)
         metrics = flat_metrics(results)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)

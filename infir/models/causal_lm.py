@@ -88,6 +88,9 @@ def load_checkpoint_weights(model: torch.nn.Module, init_from: str, tied: bool) 
     """``init_from=ckpt:<path>``: the module weights of one of our Lightning checkpoints (optimizer state
     discarded), strictly: anything missing (but a tied ``lm_head``) or unexpected is an error naming both."""
     path = Path(init_from[5:])
+    if path.is_dir():
+        raise ValueError(f"init_from={init_from}: a sharded (trainer=fsdp2) checkpoint folder; start from the run's "
+                         f"export instead: init_from=hf:<run dir>/hf_export")
     if not path.is_file():
         raise FileNotFoundError(f"init_from={init_from}: no checkpoint file at {path}")
     state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from transformers import PreTrainedTokenizerBase
 
 from infir.training.phases import write_training_state
+from infir.training.speed.fsdp2 import full_model_state_dict, is_sharded, unsharded_copy
 
 
 def export_hf(trainer: L.Trainer, module: L.LightningModule, tokenizer: PreTrainedTokenizerBase,
@@ -18,11 +20,17 @@ def export_hf(trainer: L.Trainer, module: L.LightningModule, tokenizer: PreTrain
     Beside them, ``infir_training.json`` records the phase and the LR it ended at, which an
     annealing phase started from this export inherits.
     """
-    state = trainer.strategy.lightning_module_state_dict()  # full, unsharded weights
-    if not trainer.is_global_zero:
-        return None
-    weights = {k.removeprefix("model."): v.detach().cpu() for k, v in state.items() if k.startswith("model.")}
-    model = module.model
+    if is_sharded(module.model):  # FSDP2: gather the shards, save a plain copy
+        weights = full_model_state_dict(module.model)
+        if not trainer.is_global_zero:
+            return None
+        model = unsharded_copy(module.model, weights, torch.device("cpu"))
+    else:
+        state = trainer.strategy.lightning_module_state_dict()  # full, unsharded weights (legacy FSDP gathers)
+        if not trainer.is_global_zero:
+            return None
+        weights = {k.removeprefix("model."): v.detach().cpu() for k, v in state.items() if k.startswith("model.")}
+        model = module.model
     model.config.use_cache = True  # generation-ready; training ran without the KV cache
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -21,6 +21,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import ModelParallelStrategy
 
 from infir.models.packed_attention import packed_model_inputs
 from infir.training.run import PENDING_ROW_KEY, pending_log_row
@@ -29,6 +30,7 @@ from infir.training.speed import LOSSES
 from infir.training.speed.chunked_loss import chunked_next_token_loss
 from infir.training.speed.checkpointing import enable_activation_checkpointing
 from infir.training.speed.compile import compile_model
+from infir.training.speed.fsdp2 import shard_model
 
 log = logging.getLogger(__name__)
 
@@ -105,34 +107,40 @@ class CausalLMModule(L.LightningModule):
         checkpointing = self.speed["activation_checkpointing"]
         if checkpointing:  # true, or N: every N-th layer
             enable_activation_checkpointing(self.model, every_n_layers=1 if checkpointing is True else int(checkpointing))
-        called = self.model.model if self.speed["loss"] == "chunked" else self.model
-        compile_model(self.model, str(self.speed["compile"]), called=called)
+        compile_model(self.model, str(self.speed["compile"]))
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, ModelParallelStrategy):
+            precision = str(self.trainer.precision)
+            shard_model(self.model, self.device_mesh["data_parallel"],
+                        param_dtype=torch.bfloat16 if precision == "bf16-mixed" else None)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, T, vocab)``; packed batches attend within their ``segment_ids`` only."""
-        return self.model.lm_head(self._hidden(input_ids, segment_ids, position_ids))
+        return self._run(input_ids, segment_ids, position_ids, hidden=False)
 
-    def _hidden(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None,
-                position_ids: torch.Tensor | None) -> torch.Tensor:
-        """The final (normed) hidden states ``(B, T, d)`` of the base model."""
+    def _run(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None, position_ids: torch.Tensor | None,
+             hidden: bool) -> torch.Tensor:
+        """Logits, or (``hidden``) the final normed hidden states ``(B, T, d)`` with no logits computed. Always
+        through the model's own forward, so FSDP2's root hooks gather the embedding and LM head."""
         if segment_ids is None:
             inputs = {"input_ids": input_ids, "position_ids": position_ids}
         else:
             inputs = packed_model_inputs(input_ids, segment_ids, position_ids,
                                          getattr(self.model.config, "_attn_implementation", "sdpa"))
-        hidden = self._base(**inputs, use_cache=False).last_hidden_state
-        return hidden.view(*input_ids.shape, -1)
-
-    def _base(self, **inputs: Any):
-        return self.model.model(**inputs)
+        if hidden:
+            out = self.model(**inputs, use_cache=False, output_hidden_states=[-1],
+                             logits_to_keep=torch.empty(0, dtype=torch.long, device=input_ids.device))
+            return out.hidden_states[-1].view(*input_ids.shape, -1)
+        return self.model(**inputs, use_cache=False).logits.view(*input_ids.shape, -1)
 
     def _loss(self, batch: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
-        hidden = self._hidden(batch["input_ids"], batch.get("segment_ids"), batch.get("position_ids"))
-        if self.speed["loss"] == "chunked":
-            return chunked_next_token_loss(hidden, self.model.lm_head.weight, batch["labels"],
+        chunked = self.speed["loss"] == "chunked"
+        out = self._run(batch["input_ids"], batch.get("segment_ids"), batch.get("position_ids"), hidden=chunked)
+        if chunked:
+            return chunked_next_token_loss(out, self.model.lm_head.weight, batch["labels"],
                                            int(self.speed["loss_chunk_tokens"]), reduction)
-        return next_token_loss(self.model.lm_head(hidden), batch["labels"], reduction)
+        return next_token_loss(out, batch["labels"], reduction)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -182,7 +190,7 @@ class CausalLMModule(L.LightningModule):
         max_norm = self.optimizer_cfg.get("grad_clip")
         if max_norm:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(max_norm), foreach=True)
-            self.log("train/grad_norm", norm, on_step=True)
+            self.log("train/grad_norm", norm.full_tensor() if hasattr(norm, "full_tensor") else norm, on_step=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optimizer_cfg

@@ -17,6 +17,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+SHARDED_META_FILE = "meta.pt"  # Lightning's ModelParallelStrategy: the non-tensor part of a sharded checkpoint
 # checkpoint key of the metrics row its own step logs after the checkpoint is written (pending_log_row)
 PENDING_ROW_KEY = "infir_pending_log_row"
 
@@ -59,19 +60,30 @@ def resume_checkpoint(resume: str, checkpoint_dir: Path) -> tuple[Path, int] | N
                                   "use resume=auto to continue it or a different name= to start afresh")
         return None
     path = Path(resume)
-    if not path.is_file():
-        raise FileNotFoundError(f"resume={resume}: no such checkpoint file")
+    if not path.exists():
+        raise FileNotFoundError(f"resume={resume}: no such checkpoint file or sharded checkpoint folder")
     step = readable_checkpoint_step(path)
     if step is None:
         raise ValueError(f"resume={resume}: not a readable checkpoint (cut short?); pick another one")
     return path, step
 
 
+def checkpoint_state_file(path: Path) -> Path:
+    """The file holding a checkpoint's step and loop state: the checkpoint itself, or for a sharded (FSDP2)
+    checkpoint folder its ``meta.pt``, valid only once the shards' ``.metadata`` (written last) exists."""
+    if not path.is_dir():
+        return path
+    if not (path / ".metadata").is_file():
+        raise OSError(f"{path}: sharded checkpoint without .metadata (cut short)")
+    return path / SHARDED_META_FILE
+
+
 def checkpoint_step(path: Path) -> int:
     """A checkpoint's global step, read with mmap so weights and optimizer state are not loaded."""
     import torch
 
-    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    return int(torch.load(checkpoint_state_file(path), map_location="cpu", weights_only=True,
+                          mmap=not path.is_dir())["global_step"])
 
 
 def last_logged(metrics_csv: Path, key: str) -> float:
@@ -171,7 +183,8 @@ def checkpoint_pending_row(path: Path) -> dict[str, str] | None:
     """The pending row stored in a checkpoint (mmap: weights are not read)."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(PENDING_ROW_KEY)
+    return torch.load(checkpoint_state_file(path), map_location="cpu", weights_only=True,
+                      mmap=not path.is_dir()).get(PENDING_ROW_KEY)
 
 
 def restore_pending_row(rows: list[dict[str, str]], pending: dict[str, str] | None) -> list[dict[str, str]]:

@@ -97,7 +97,7 @@ def _save_final_checkpoint(trainer: L.Trainer, last: Path) -> None:
     """Make ``last.ckpt`` the final step: periodic saves stop at the last multiple of the interval,
     so without this the printed checkpoint lags the export and re-running a finished command would
     retrain the tail. Every rank calls (the strategy writes on rank 0)."""
-    if not (last.is_file() and readable_checkpoint_step(last) == trainer.global_step):
+    if not (last.exists() and readable_checkpoint_step(last) == trainer.global_step):
         trainer.save_checkpoint(str(last))
 
 
