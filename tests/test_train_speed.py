@@ -101,7 +101,8 @@ def test_training_module_loss_and_gradients_do_not_depend_on_the_speed_switches(
     cases = [({"loss": "chunked", "loss_chunk_tokens": 17}, {"lm_head": 0, "layers": 3}),
              ({"activation_checkpointing": True}, {"lm_head": 96, "layers": 6}),
              ({"activation_checkpointing": 2}, {"lm_head": 96, "layers": 5}),  # layers 0 and 2 recomputed
-             ({"loss": "chunked", "loss_chunk_tokens": 32, "activation_checkpointing": True}, {"lm_head": 0, "layers": 6})]
+             ({"loss": "chunked", "loss_chunk_tokens": 32, "activation_checkpointing": True},
+              {"lm_head": 0, "layers": 6})]
     for speed, expected_calls in cases:
         loss, grads, calls = _loss_and_grads(speed, batch)
         assert calls == expected_calls, speed
@@ -123,63 +124,12 @@ def test_regional_compile_compiles_each_decoder_layer_and_keeps_parameter_names(
         CausalLMModule(model, {"lr": 1e-3}, LRSchedule("constant", 1), ["d"], 64, speed={"loss": "fused"})
 
 
-# ------------------------------------------------------------------------------------- compiled runs
+# --------------------------------------------------------------------- end-to-end: compile, FSDP2, resume
 
 # 20 optimizer steps of 8 x 64 tokens, validated and checkpointed every 10 / 5 steps
 SHORT = ["debug=smoke", "model=nano", "data_mix.token_budget=10240", "trainer.val_check_interval=10",
          "callbacks.checkpoint.every_n_train_steps=5"]
 COMPILED = [*SHORT, "model.compile=regional"]
-
-
-@pytest.fixture(scope="module")
-def compiled_runs(tmp_path_factory, shared_cache):
-    """An eager and a compiled 20-step run side by side (fresh interpreters), then a compiled run killed
-    mid-way (step 13) and resumed with the same command line (forked: the kill takes its own process group)."""
-    out = tmp_path_factory.mktemp("speed")
-    eager = start_train(SHORT, out / "eager", shared_cache)
-    try:
-        compiled = run_train(COMPILED, out / "compiled", shared_cache)
-    finally:
-        eager.wait()
-    marker = out / "killed.marker"
-    kill = f"+callbacks.kill={{_target_:kill_points.KillAt,step:13,hook:train_batch_end,marker:{marker}}}"
-    env = {"PYTHONPATH": str(REPO / "tests")}
-    killed = run_train([*COMPILED, kill], out / "killed", shared_cache, check=False, env=env, fork=True)
-    resumed = run_train([*COMPILED, kill], out / "killed", shared_cache, env=env, fork=True)
-    return out, compiled, killed, resumed
-
-
-def _metrics(root) -> list[dict[str, str]]:
-    (run_dir,) = (root / "embedded_pretrain" / "runs").iterdir()
-    return read_metrics(run_dir / "csv" / "metrics.csv")
-
-
-def _series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
-    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
-
-
-def test_compiled_run_tracks_the_eager_run_within_bf16_tolerance(compiled_runs):
-    out, *_ = compiled_runs
-    (run_dir,) = (out / "compiled" / "embedded_pretrain" / "runs").iterdir()
-    assert "model.compile=regional: compiled 2 decoder layers" in (run_dir / "train.log").read_text()
-    eager, compiled = _metrics(out / "eager"), _metrics(out / "compiled")
-    for key in ("train/loss", "val/loss"):
-        a, b = _series(eager, key), _series(compiled, key)
-        assert [s for s, _ in a] == [s for s, _ in b] and len(a) >= 3, key
-        for (step, x), (_, y) in zip(a, b):
-            assert y == pytest.approx(x, rel=2e-2), (key, step)
-    assert _series(compiled, "val/loss")[-1][1] < _series(compiled, "val/loss")[0][1]  # and it learns
-
-
-def test_killed_compiled_run_resumes_to_the_uninterrupted_history(compiled_runs):
-    out, _, killed, resumed = compiled_runs
-    assert killed.returncode == -signal.SIGKILL and (out / "killed.marker").exists()
-    straight, again = _metrics(out / "compiled"), _metrics(out / "killed")
-    assert [comparable_row(r) for r in again] == [comparable_row(r) for r in straight]
-
-
-# ------------------------------------------------------------------------------------------- FSDP2
-
 # fp32 both ways: a sharded run must reproduce the single-process one up to reduction order
 FP32_EVAL = [*SHORT, "trainer.precision=32-true", "eval.callback.enabled=true", "eval.callback.every_n_steps=0",
              "eval.tasks.mmlu.limit=16", "eval.tasks.gsm8k.limit=2", "eval.tasks.gsm8k.max_new_tokens=8",
@@ -188,18 +138,35 @@ FSDP2 = [*FP32_EVAL, "trainer=fsdp2", "trainer.accelerator=cpu", "trainer.device
 
 
 @pytest.fixture(scope="module")
-def fsdp2_runs(tmp_path_factory, shared_cache):
-    """One process; FSDP2 over 2 gloo processes; and the FSDP2 run killed at step 13 (after the step-10
-    sharded checkpoint), then resumed with the same command line."""
-    out = tmp_path_factory.mktemp("fsdp2")
-    single = run_train(FP32_EVAL, out / "single", shared_cache)
-    sharded = run_train(FSDP2, out / "sharded", shared_cache)
-    marker = out / "killed.marker"
-    kill = f"+callbacks.kill={{_target_:kill_points.KillAt,step:13,hook:train_batch_end,marker:{marker}}}"
+def runs(tmp_path_factory, shared_cache):
+    """Every run the end-to-end tests compare, scheduled so the 2 cores stay busy (each run is 1 thread):
+    eager, compiled and single-process fp32 side by side; then FSDP2 over 2 processes next to a compiled run
+    killed mid-way (step 13, after the step-10 checkpoint) and resumed; then an FSDP2 run killed and resumed.
+    Killed runs are forked: the kill takes their own process group. Returns {name: run root}."""
+    out = tmp_path_factory.mktemp("speed")
     env = {"PYTHONPATH": str(REPO / "tests")}
-    killed = run_train([*FSDP2, kill], out / "killed", shared_cache, check=False, env=env, fork=True)
-    resumed = run_train([*FSDP2, kill], out / "killed", shared_cache, env=env, fork=True)
-    return out, single, sharded, killed, resumed
+
+    def kill(name: str) -> str:
+        marker = out / f"{name}.marker"
+        return f"+callbacks.kill={{_target_:kill_points.KillAt,step:13,hook:train_batch_end,marker:{marker}}}"
+
+    def killed_then_resumed(args: list[str], name: str) -> None:
+        killed = run_train([*args, kill(name)], out / name, shared_cache, check=False, env=env, fork=True)
+        assert killed.returncode == -signal.SIGKILL and (out / f"{name}.marker").exists(), killed.stderr[-2000:]
+        run_train([*args, kill(name)], out / name, shared_cache, env=env, fork=True)
+
+    first = [start_train(args, out / name, shared_cache) for name, args in
+             (("eager", SHORT), ("compiled", COMPILED), ("single", FP32_EVAL))]
+    for run in first:
+        run.wait()
+    sharded = start_train(FSDP2, out / "sharded", shared_cache)
+    try:
+        killed_then_resumed(COMPILED, "compiled_killed")
+    finally:
+        sharded.wait()
+    killed_then_resumed(FSDP2, "sharded_killed")
+    return {name: out / name for name in ("eager", "compiled", "single", "sharded", "compiled_killed",
+                                          "sharded_killed")} | {"root": out}
 
 
 def _run_dir(root):
@@ -207,9 +174,35 @@ def _run_dir(root):
     return run_dir
 
 
-def test_fsdp2_two_processes_match_one_process_and_evaluate_the_gathered_model(fsdp2_runs):
-    out, *_ = fsdp2_runs
-    single, sharded = _metrics(out / "single"), _metrics(out / "sharded")
+def _metrics(root) -> list[dict[str, str]]:
+    return read_metrics(_run_dir(root) / "csv" / "metrics.csv")
+
+
+def _series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
+    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+
+
+def test_compiled_run_tracks_the_eager_run_within_bf16_tolerance(runs):
+    log = (_run_dir(runs["compiled"]) / "train.log").read_text()
+    assert "model.compile=regional: compiled 2 decoder layers" in log
+    eager, compiled = _metrics(runs["eager"]), _metrics(runs["compiled"])
+    for key in ("train/loss", "val/loss"):
+        a, b = _series(eager, key), _series(compiled, key)
+        assert [s for s, _ in a] == [s for s, _ in b] and len(a) >= 3, key
+        for (step, x), (_, y) in zip(a, b):
+            assert y == pytest.approx(x, rel=2e-2), (key, step)
+    assert _series(compiled, "val/loss")[-1][1] < _series(compiled, "val/loss")[0][1]  # and it learns
+
+
+def test_killed_compiled_run_resumes_to_the_uninterrupted_history(runs):
+    straight, again = _metrics(runs["compiled"]), _metrics(runs["compiled_killed"])
+    assert [comparable_row(r) for r in again] == [comparable_row(r) for r in straight]
+
+
+# ------------------------------------------------------------------------------------------- FSDP2
+
+def test_fsdp2_two_processes_match_one_process_and_evaluate_the_gathered_model(runs):
+    single, sharded = _metrics(runs["single"]), _metrics(runs["sharded"])
     # validation (all-reduced over ranks) at steps 0, 10, 20; train/loss is each rank's own micro-batch
     for key in ("val/loss", "val/loss/code", "val/loss/math"):
         a, b = _series(single, key), _series(sharded, key)
@@ -222,12 +215,12 @@ def test_fsdp2_two_processes_match_one_process_and_evaluate_the_gathered_model(f
         assert a[0] == b[0] == 20 and b[1] == pytest.approx(a[1], abs=1e-3), key
 
 
-def test_fsdp2_checkpoints_are_sharded_and_the_export_is_their_gathered_weights(fsdp2_runs):
+def test_fsdp2_checkpoints_are_sharded_and_the_export_is_their_gathered_weights(runs):
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
     from transformers import AutoModelForCausalLM
 
-    out, *_ = fsdp2_runs
-    run_dir = _run_dir(out / "sharded")
+    out = runs["root"]
+    run_dir = _run_dir(runs["sharded"])
     last = run_dir / "checkpoints" / "last.ckpt"
     assert last.is_dir() and sorted(p.name for p in last.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
     dcp_to_torch_save(last, out / "consolidated.pt")
@@ -240,8 +233,6 @@ def test_fsdp2_checkpoints_are_sharded_and_the_export_is_their_gathered_weights(
         assert torch.equal(exported[name], tensor), name
 
 
-def test_killed_fsdp2_run_resumes_from_its_sharded_checkpoint_to_the_uninterrupted_history(fsdp2_runs):
-    out, _, _, killed, _ = fsdp2_runs
-    assert killed.returncode == -signal.SIGKILL and (out / "killed.marker").exists()
-    straight, again = _metrics(out / "sharded"), _metrics(out / "killed")
+def test_killed_fsdp2_run_resumes_from_its_sharded_checkpoint_to_the_uninterrupted_history(runs):
+    straight, again = _metrics(runs["sharded"]), _metrics(runs["sharded_killed"])
     assert [comparable_row(r) for r in again] == [comparable_row(r) for r in straight]

@@ -106,7 +106,8 @@ class CausalLMModule(L.LightningModule):
         self._configured = True
         checkpointing = self.speed["activation_checkpointing"]
         if checkpointing:  # true, or N: every N-th layer
-            enable_activation_checkpointing(self.model, every_n_layers=1 if checkpointing is True else int(checkpointing))
+            every = 1 if checkpointing is True else int(checkpointing)
+            enable_activation_checkpointing(self.model, every_n_layers=every)
         compile_model(self.model, str(self.speed["compile"]))
         strategy = self.trainer.strategy if self._trainer is not None else None
         if isinstance(strategy, ModelParallelStrategy):
@@ -230,7 +231,8 @@ class VisionLanguageModule(CausalLMModule):
 
     def configure_model(self) -> None:
         if self.speed["loss"] != "plain":
-            raise ValueError("model.loss=chunked applies to text models; the vision-language model uses model.loss=plain")
+            raise ValueError("model.loss=chunked applies to text models; the vision-language model uses "
+                             "model.loss=plain")
         super().configure_model()
 
     def _loss(self, batch: Mapping[str, Any], reduction: str = "mean") -> torch.Tensor:

@@ -73,7 +73,8 @@ def unsharded_copy(model: torch.nn.Module, weights: dict[str, torch.Tensor], dev
     from transformers import PreTrainedModel
 
     if not isinstance(model, PreTrainedModel):
-        raise ValueError(f"the eval callback under trainer=fsdp2 needs a transformers model, not {type(model).__name__}")
+        raise ValueError(f"the eval callback under trainer=fsdp2 needs a transformers model, "
+                         f"not {type(model).__name__}")
     plain_class = next(c for c in type(model).__mro__ if issubclass(c, PreTrainedModel) and "FSDP" not in c.__name__)
     copy = plain_class(model.config)  # not on the meta device: non-persistent buffers (RoPE) are not in weights
     copy.load_state_dict(weights, strict=True)
