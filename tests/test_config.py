@@ -79,6 +79,12 @@ def test_the_paper_vision_shape_composes_to_a_buildable_so400m_tower():
     ("tags=oops", "tags"),
     ("group=[a,b]", "group"),
     ("+chain.phases=[{phase:anneel}]", "chain.phases[0].phase"),
+    # the speed switches (issue 14)
+    ("model.compile=true", "model.compile must be one of eager, whole, regional"),
+    ("model.loss=fused", "model.loss must be one of plain, chunked"),
+    ("model.loss_chunk_tokens=0", "model.loss_chunk_tokens"),
+    ("model.activation_checkpointing=0", "model.activation_checkpointing"),
+    ("phase.document_masking=maybe", "phase.document_masking"),
 ])
 def test_invalid_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=re.escape(key)):
@@ -121,6 +127,9 @@ def test_every_shipped_experiment_passes_the_checks(experiment, tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [["phase=anneal"], ["phase=sft"], ["data_mix=raw_crawl"], ["trainer=ddp"],
+                                       ["trainer=fsdp2"], ["model.compile=regional", "model.loss=chunked",
+                                                           "model.activation_checkpointing=2",
+                                                           "phase.document_masking=true"],
                                        ["trainer.precision=16"], ["debug=smoke"], ["data_mix.weights.code=0.2"]],
                          ids="+".join)
 def test_valid_variants_pass(overrides, tmp_path):

@@ -18,8 +18,9 @@ from infir.models.tokenizer import load_tokenizer, train_bpe
 from infir.models.vlm.build import build_vlm, load_vlm, save_vlm
 from infir.models.vlm.model import ImageTokenMismatch
 from infir.models.vlm.projector import pixel_shuffle
-from infir.training.module import build_adamw, next_token_loss
+from infir.training.module import VisionLanguageModule, build_adamw, next_token_loss
 from infir.training.phases import apply_trainable
+from infir.training.schedules import LRSchedule
 from infir.vision.datamodule import encode_records
 from infir.vision.encoding import collate_vl, encode_vl_record
 from infir.vision.llava_json import read_llava_records
@@ -280,3 +281,23 @@ def test_a_bad_tower_stage_or_size_is_a_config_error() -> None:
     vit = {**MODALITY["vision_tower"], "image_size": 64}  # a ViT's side is model_args.img_size (32 here)
     with pytest.raises(ValueError, match="image_size=64.*model_args.img_size"):
         VisionTower(TowerSpec.from_config(vit))
+
+
+def test_chunked_loss_of_the_vision_language_module_equals_its_plain_loss(vlm, records: Path) -> None:
+    """model.loss=chunked for the VLM: the LM head runs on the language model's hidden states chunk by chunk;
+    loss and gradients (projector, LM) equal the plain loss's on a mixed image/text batch."""
+    model, _, _ = vlm
+    apply_trainable(model, ["*"])
+    batch, _ = _batch(vlm, records, ("one", "two", "text"))
+    results = []
+    for speed in ({}, {"loss": "chunked", "loss_chunk_tokens": 5}):
+        model.zero_grad(set_to_none=True)
+        module = VisionLanguageModule(model, {"lr": 1e-3}, LRSchedule("constant", 1), ["vl"], 64, speed=speed)
+        loss = module._loss(batch)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (plain, plain_grads), (chunked, chunked_grads) = results
+    torch.testing.assert_close(chunked, plain, rtol=1e-6, atol=0)
+    assert plain_grads.keys() == chunked_grads.keys() and any(n.startswith("projector") for n in plain_grads)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(chunked_grads[name], grad, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name}: {m}")

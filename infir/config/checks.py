@@ -238,8 +238,6 @@ def _check_speed(cfg: DictConfig) -> None:
     loss = str(model.get("loss", "plain"))
     if loss not in LOSSES:
         raise ConfigError(f"model.loss must be one of {', '.join(LOSSES)}; got {model.get('loss')!r}")
-    if loss == "chunked" and cfg.modality.name == "vision":
-        raise ConfigError("model.loss=chunked applies to text models; the vision-language model uses model.loss=plain")
     chunk = model.get("loss_chunk_tokens", 4096)
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
         raise ConfigError(f"model.loss_chunk_tokens must be a positive integer, got {chunk!r}")

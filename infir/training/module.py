@@ -135,13 +135,18 @@ class CausalLMModule(L.LightningModule):
             return out.hidden_states[-1].view(*input_ids.shape, -1)
         return self.model(**inputs, use_cache=False).logits.view(*input_ids.shape, -1)
 
-    def _loss(self, batch: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
-        chunked = self.speed["loss"] == "chunked"
-        out = self._run(batch["input_ids"], batch.get("segment_ids"), batch.get("position_ids"), hidden=chunked)
-        if chunked:
-            return chunked_next_token_loss(out, self.model.lm_head.weight, batch["labels"],
+    def _outputs(self, batch: Mapping[str, Any], hidden: bool) -> torch.Tensor:
+        """The batch's logits, or (``hidden``) final hidden states."""
+        return self._run(batch["input_ids"], batch.get("segment_ids"), batch.get("position_ids"), hidden=hidden)
+
+    def _lm_head_weight(self) -> torch.Tensor:
+        return self.model.lm_head.weight
+
+    def _loss(self, batch: Mapping[str, Any], reduction: str = "mean") -> torch.Tensor:
+        if self.speed["loss"] == "chunked":
+            return chunked_next_token_loss(self._outputs(batch, hidden=True), self._lm_head_weight(), batch["labels"],
                                            int(self.speed["loss_chunk_tokens"]), reduction)
-        return next_token_loss(out, batch["labels"], reduction)
+        return next_token_loss(self._outputs(batch, hidden=False), batch["labels"], reduction)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -229,14 +234,10 @@ class VisionLanguageModule(CausalLMModule):
     """The same training loop for :class:`~infir.models.vlm.model.VisionLanguageModel`: batches also carry
     ``pixel_values`` (none for a text-only batch), ``image_counts`` and ``sample_ids`` (named in count errors)."""
 
-    def configure_model(self) -> None:
-        if self.speed["loss"] != "plain":
-            raise ValueError("model.loss=chunked applies to text models; the vision-language model uses "
-                             "model.loss=plain")
-        super().configure_model()
+    def _outputs(self, batch: Mapping[str, Any], hidden: bool) -> torch.Tensor:
+        return self.model(batch["input_ids"], batch.get("attention_mask"), batch.get("position_ids"),
+                          pixel_values=batch.get("pixel_values"), image_counts=batch.get("image_counts"),
+                          sample_ids=batch.get("sample_ids"), hidden=hidden)
 
-    def _loss(self, batch: Mapping[str, Any], reduction: str = "mean") -> torch.Tensor:
-        logits = self.model(batch["input_ids"], batch.get("attention_mask"), batch.get("position_ids"),
-                            pixel_values=batch.get("pixel_values"), image_counts=batch.get("image_counts"),
-                            sample_ids=batch.get("sample_ids"))
-        return next_token_loss(logits, batch["labels"], reduction)
+    def _lm_head_weight(self) -> torch.Tensor:
+        return self.model.language_model.lm_head.weight

@@ -79,9 +79,16 @@ class VisionLanguageModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
-                image_counts: torch.Tensor | None = None, sample_ids: Sequence[str] | None = None) -> torch.Tensor:
-        """Logits ``(B, L, vocab)``."""
+                image_counts: torch.Tensor | None = None, sample_ids: Sequence[str] | None = None,
+                hidden: bool = False) -> torch.Tensor:
+        """Logits ``(B, L, vocab)``; with ``hidden`` the final normed hidden states ``(B, L, d)`` instead, no
+        logits computed (the chunked loss applies the LM head itself)."""
         embeds = self.embed(input_ids, pixel_values, image_counts, sample_ids)
+        if hidden:
+            return self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+                                       use_cache=False, output_hidden_states=[-1],
+                                       logits_to_keep=torch.empty(0, dtype=torch.long, device=embeds.device)
+                                       ).hidden_states[-1]
         return self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                                    use_cache=False).logits
 
