@@ -4,9 +4,10 @@ The infir side is what ``train.py`` runs: ``CausalLMModule`` (with the model gro
 compile, activation checkpointing, chunked loss) fitted by a Lightning ``Trainer`` on a
 ``PackedMixtureDataModule`` over token streams on disk, with the CSV logger and the throughput/MFU callback.
 The plain side is what a researcher writes by hand: the same ``LlamaForCausalLM`` (same init), optionally
-``torch.compile``d whole, bf16 autocast, fp32 cross-entropy on the full logits, fused AdamW, grad clipping,
-the same cosine LR, reading its batches from the same datamodule's loader. Rounds alternate (plain, infir,
-plain, ...) so machine noise hits both alike; warm-up steps (compilation, allocation) are not timed.
+``torch.compile``d whole, bf16 autocast, fp32 cross-entropy on the full logits, fused AdamW (decay on every
+parameter: the same cost as infir's groups), grad clipping, the same cosine LR, reading its batches from the
+same datamodule's loader (with ``--document-masking`` it builds the per-document mask itself). Rounds alternate
+(plain, infir, plain, ...) so machine noise hits both alike; warm-up steps (compilation, allocation) are not timed.
 
     python benchmarks/gpu_train.py                             # GPU: Llama-3.2-1B shape, seq 2048 and 4096
     python benchmarks/gpu_train.py --micro-batch 2048:8 4096:4 --document-masking
@@ -351,6 +352,10 @@ def _gib(peak: int | None) -> str:
     return "n/a (CPU)" if peak is None else f"{peak / 2**30:.1f} GiB"
 
 
+def _mem(side: Side) -> str:
+    return "" if side.peak_bytes is None else f" (peak {_gib(side.peak_bytes)})"
+
+
 def _mfu(tokens_per_s: float, seq_len: int, b: Bench, flops_per_token: dict[int, float]) -> str:
     return f"{tokens_per_s * flops_per_token[seq_len] / b.peak_flops:.1%}" if b.peak_flops > 0 else "n/a"
 
@@ -463,8 +468,7 @@ def main() -> None:
         args.loss_chunk_tokens = int(model_cfg.get("loss_chunk_tokens", 4096))
     speed = {"compile": args.compile, "activation_checkpointing": args.activation_checkpointing,
              "loss": args.loss, "loss_chunk_tokens": args.loss_chunk_tokens}
-    peak_setting = args.peak_flops if args.peak_flops in (None, "measure") else float(args.peak_flops)
-    peak, peak_source = peak_flops_per_device(peak_setting, precision, os.environ.get("INFIR_CACHE", REPO / "cache"))
+    peak, peak_source = peak_flops_per_device(args.peak_flops, precision, os.environ.get("INFIR_CACHE", REPO / "cache"))
     window_tokens = max(micro[s] * s for s in args.seq_lens) * (args.warmup + args.steps)
 
     with tempfile.TemporaryDirectory(prefix="gpu_train_") as tmp:
@@ -504,8 +508,8 @@ def main() -> None:
                 row.plain_runs.append(plain_side(b, seq_len, row.micro_batch))
                 row.infir_runs.append(infir_side(b, seq_len, row.micro_batch))
                 p, o = row.plain_runs[-1], row.infir_runs[-1]
-                print(f"seq {seq_len} x {row.micro_batch}, round {r + 1}: plain {p.tokens_per_s:10,.0f} tok/s "
-                      f"({_gib(p.peak_bytes)})   infir {o.tokens_per_s:10,.0f} tok/s ({_gib(o.peak_bytes)})   "
+                print(f"seq {seq_len} x micro-batch {row.micro_batch}, round {r + 1}: "
+                      f"plain {p.tokens_per_s:10,.0f} tok/s{_mem(p)}   infir {o.tokens_per_s:10,.0f} tok/s{_mem(o)}   "
                       f"step-1 loss {p.first_loss:.4f} / {o.first_loss:.4f}"
                       + (f"   [graphs compiled in timed steps: plain {p.timed_compiles}, infir {o.timed_compiles}]"
                          if p.timed_compiles or o.timed_compiles else ""), flush=True)

@@ -105,7 +105,7 @@ def test_smoke_runs_every_readme_experiment(experiment, model_dir, tmp_path, sha
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("trainer", ["gpu", "fsdp"])
+@pytest.mark.parametrize("trainer", ["gpu", "fsdp2"])
 def test_smoke_runs_with_the_gpu_trainers(trainer, tmp_path, shared_cache):
     """trainer=cpu is every other smoke test's; trainer=ddp trainer.devices=2 with smoke's own batch sizes is
     tests/test_train_e2e.py::test_ddp_two_cpu_processes_match_single_process_with_one_set_of_outputs."""

@@ -3,8 +3,7 @@
 Metrics go to every attached logger (CSV and W&B) as ``eval/<task>/<metric>`` at the current
 global step; per-sample outputs go to ``<run>/eval/step<N>/``. Only rank 0 evaluates (the other
 ranks wait at their next collective). Under FSDP2 every rank first takes part in gathering the weights,
-rank 0 evaluates an unsharded copy, and the others wait at a barrier. The legacy FSDP wrapper
-(``trainer=fsdp``) is not supported here.
+rank 0 evaluates an unsharded copy, and the others wait at a barrier.
 """
 
 from __future__ import annotations

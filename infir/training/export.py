@@ -26,7 +26,7 @@ def export_hf(trainer: L.Trainer, module: L.LightningModule, tokenizer: PreTrain
             return None
         model = unsharded_copy(module.model, weights, torch.device("cpu"))
     else:
-        state = trainer.strategy.lightning_module_state_dict()  # full, unsharded weights (legacy FSDP gathers)
+        state = trainer.strategy.lightning_module_state_dict()  # single process or DDP: the full weights
         if not trainer.is_global_zero:
             return None
         weights = {k.removeprefix("model."): v.detach().cpu() for k, v in state.items() if k.startswith("model.")}
