@@ -6,7 +6,7 @@ compile, activation checkpointing, chunked loss) fitted by a Lightning ``Trainer
 The plain side is what a researcher writes by hand: the same ``LlamaForCausalLM`` (same init), optionally
 ``torch.compile``d whole, bf16 autocast, fp32 cross-entropy on the full logits, fused AdamW (decay on every
 parameter: the same cost as infir's groups), grad clipping, the same cosine LR, reading its batches from the
-same datamodule's loader (with ``--document-masking`` it builds the per-document mask itself). Rounds alternate
+same datamodule's loader (with ``--document-masking`` it gets the same per-document attention inputs). Rounds alternate
 (plain, infir, plain, ...) so machine noise hits both alike; warm-up steps (compilation, allocation) are not timed.
 
     python benchmarks/gpu_train.py                             # GPU: Llama-3.2-1B shape, seq 2048 and 4096
@@ -54,6 +54,7 @@ from infir.data.datamodule import PackedMixtureDataModule  # noqa: E402
 from infir.data.documents import TRAIN, VALIDATION  # noqa: E402
 from infir.data.token_shards import SHARD_INFO, token_dtype  # noqa: E402
 from infir.models.causal_lm import build_causal_lm, resolve_attn_implementation, training_flops_per_token  # noqa: E402
+from infir.models.packed_attention import packed_model_inputs  # noqa: E402
 from infir.models.tokenizer import load_tokenizer, train_bpe  # noqa: E402
 from infir.training.module import CausalLMModule  # noqa: E402
 from infir.training.precision import resolve_precision  # noqa: E402
@@ -186,11 +187,13 @@ def load_model_cfg(name: str) -> DictConfig:
     return merged
 
 
-def make_model(b: Bench) -> torch.nn.Module:
-    """The model infir's factory builds, seeded so both sides start from identical weights."""
+def make_model(b: Bench, device: str | None = None) -> torch.nn.Module:
+    """The model infir's factory builds, seeded so both sides start from identical weights; initialised on the
+    device itself (a 1B model's CPU init takes seconds per side; ``meta``: shapes only)."""
     torch.manual_seed(0)
     tok = b.corpus.tokenizer
-    return build_causal_lm(b.model_cfg, b.vocab, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    with torch.device(device or b.device):
+        return build_causal_lm(b.model_cfg, b.vocab, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
 
 
 def make_datamodule(b: Bench, seq_len: int, micro_batch: int, total_steps: int) -> PackedMixtureDataModule:
@@ -217,27 +220,11 @@ def _peak(b: Bench, baseline: int) -> int | None:
 
 # -------------------------------------------------------------------------------------------------- plain side
 
-def _document_inputs(input_ids: torch.Tensor, segment_ids: torch.Tensor, attn: str) -> dict[str, torch.Tensor]:
-    """Document masking written by hand for HF: positions restart per document; flash-attention gets the
-    batch as one packed row (transformers finds the documents from the position resets), other kernels a
-    block-causal ``(B, 1, T, T)`` mask. Window segment ids count up from 0, so each row is sorted."""
-    first = torch.searchsorted(segment_ids, segment_ids)  # index of each position's document start
-    positions = torch.arange(segment_ids.shape[1], device=segment_ids.device) - first
-    if attn == "flash_attention_2":
-        return {"input_ids": input_ids.reshape(1, -1), "position_ids": positions.reshape(1, -1)}
-    length = segment_ids.shape[1]
-    causal = torch.ones(length, length, dtype=torch.bool, device=segment_ids.device).tril()
-    mask = ((segment_ids[:, :, None] == segment_ids[:, None, :]) & causal)[:, None]
-    if attn == "eager":  # additive form
-        mask = torch.zeros(mask.shape, device=mask.device).masked_fill(~mask, torch.finfo(torch.float32).min)
-    return {"input_ids": input_ids, "position_ids": positions, "attention_mask": mask}
-
-
 def plain_side(b: Bench, seq_len: int, micro_batch: int) -> Side:
     """The hand-written loop, timed over ``b.steps`` steps after ``b.warmup`` untimed ones."""
     baseline = free_memory(b)
     total = b.warmup + b.steps
-    model = make_model(b).to(b.device).train()
+    model = make_model(b).train()
     attn = model.config._attn_implementation
     optimizer = torch.optim.AdamW(model.parameters(), lr=OPT["lr"], betas=tuple(OPT["betas"]), eps=OPT["eps"],
                                   weight_decay=OPT["weight_decay"], fused=True)
@@ -249,10 +236,11 @@ def plain_side(b: Bench, seq_len: int, micro_batch: int) -> Side:
         batch = next(batches)
         input_ids = batch["input_ids"].to(b.device, non_blocking=True)
         labels = batch["labels"].to(b.device, non_blocking=True)
+        # document masking: the same kernel inputs infir builds (not what is measured: the training step is)
         inputs = {"input_ids": input_ids} if "segment_ids" not in batch else \
-            _document_inputs(input_ids, batch["segment_ids"].to(b.device, non_blocking=True), attn)
+            packed_model_inputs(input_ids, batch["segment_ids"].to(b.device, non_blocking=True), None, attn)
         with torch.autocast(b.device, dtype=torch.bfloat16, enabled=b.bf16):
-            logits = forward(**inputs, use_cache=False).logits
+            logits = forward(**inputs, use_cache=False).logits.view(*input_ids.shape, -1)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())  # labels are already shifted
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), OPT["grad_clip"], foreach=True)
@@ -409,7 +397,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", choices=COMPILE_MODES, help="infir's model.compile (GPU: regional, CPU: eager)")
     parser.add_argument("--loss", choices=LOSSES, help="infir's model.loss (GPU: chunked, CPU: plain)")
     parser.add_argument("--loss-chunk-tokens", type=int, help="model.loss_chunk_tokens (default: the model config's)")
-    parser.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=False,
+                        help="infir's model.activation_checkpointing (every decoder layer)")
     parser.add_argument("--plain-compile", action=argparse.BooleanOptionalAction,
                         help="torch.compile the plain side's whole model (GPU: on, CPU: off)")
     parser.add_argument("--attn", default="auto", choices=["auto", "sdpa", "flash_attention_2", "eager"],
@@ -477,7 +466,7 @@ def main() -> None:
         b = Bench(device, precision, model_cfg, args.vocab, speed, corpus, args.warmup, args.steps,
                   args.document_masking, args.plain_compile, args.num_workers, args.log_every, peak, Path(tmp) / "logs")
         name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
-        probe = make_model(b)
+        probe = make_model(b, "meta")
         params = sum(p.numel() for p in probe.parameters())
         flops_per_token = {s: training_flops_per_token(probe, s) for s in args.seq_lens}
         print(f"infir {infir.__version__} | device: {name} | torch {torch.__version__} | precision {precision} | "
