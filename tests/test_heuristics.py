@@ -382,6 +382,7 @@ def test_prose_rules_judge_math_and_unknown_prose_domains():
 
 @pytest.mark.parametrize("applies_to,domains", [
     (None, {"web", "math", "code"}),
+    (("!code",), {"web", "math"}),  # the colon rule's default
     (["web"], {"web"}),
     (["!code"], {"web", "math"}),
     (["web", "math", "!math"], {"web"}),
@@ -421,9 +422,55 @@ def test_colon_ending_keeps(text):
     assert ColonEndingMathFilter().drop_reason(Document("m", text, "t", "math")) is None
 
 
-def test_colon_rule_applies_to_every_domain_by_default():
+def test_colon_rule_applies_to_every_domain_but_code_by_default():
     assert ColonEndingMathFilter().drop_reason(web(ARTICLE + "\nRead more:")) == "math_colon_ending"
     assert ColonEndingMathFilter(applies_to=["math"]).drop_reason(web(ARTICLE + "\nRead more:")) is None
+    assert ColonEndingMathFilter().drop_reason(Document("c", "Solution:", "t", "code")) is None
+
+
+def _python_chunks() -> list[str]:
+    """The stdlib's Python files cut into 1–4 KB chunks at line boundaries, as a crawl's code pages are."""
+    import random
+
+    from infir.data.sources.stdlib_code import StdlibCodeSource
+
+    rng, chunks = random.Random(0), []
+    for doc in StdlibCodeSource(max_files=800).documents():
+        current, target = "", rng.randint(1000, 4000)
+        for line in doc.text.splitlines(keepends=True):
+            current += line
+            if len(current) >= target:
+                chunks.append(current)
+                current, target = "", rng.randint(1000, 4000)
+    return chunks
+
+
+def test_colon_rule_keeps_unlabelled_code_chunks_that_end_in_a_block_opener():
+    """Issue 15's trap: the rule dropped ~1 in 5 code chunks of an unlabelled input (domain web). Now at most
+    1 % of those ending in ':' (a docstring's prose paragraph ending "Directions:" is prose), while every
+    cut-off math ending is still dropped."""
+    chunks = _python_chunks()
+    ending_in_colon = [c for c in chunks if c.rstrip(" \t\r\n*_").endswith(":")]
+    assert len(chunks) > 500 and len(ending_in_colon) / len(chunks) > 0.1  # the trap is real on this input
+    colon = ColonEndingMathFilter()
+    dropped = [c for c in ending_in_colon if colon.drop_reason(web(c))]
+    assert len(dropped) <= 0.01 * len(ending_in_colon), [c[-200:] for c in dropped]
+    assert all(ColonEndingMathFilter(code_openers=False).drop_reason(web(c)) for c in ending_in_colon)
+    math_endings = [THEOREM + "\nProof:", "Problem: x^2 = 4.\nSolution:", "Problem: x^2 = 4.\n**Solution:**",
+                    "We compute:\n  - Step 1:", "The cases are:\n  1. n even:", "If n is odd:", "For example:"]
+    assert all(colon.drop_reason(web(text)) == "math_colon_ending" for text in math_endings)
+
+
+def test_language_id_reads_applies_to_like_every_filter():
+    """`applies_to: []` switches a filter off (it used to make language ID apply to every domain);
+    `!x` excludes x."""
+    from infir.data.curation.langid import FastTextLanguageFilter
+
+    german = Document("g", "Dies ist ein deutscher Satz über das Wetter und die Berge im Sommer.", "t", "web")
+    assert FastTextLanguageFilter(applies_to=None).drop_reason(german) == "language_not_allowed"
+    assert FastTextLanguageFilter(applies_to=[]).drop_reason(german) is None
+    assert FastTextLanguageFilter(applies_to=["!web"]).drop_reason(german) is None
+    assert FastTextLanguageFilter(applies_to=["!code"]).drop_reason(german) == "language_not_allowed"
 
 
 # --- plumbing ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from infir.data.curation.base import DocumentFilter
+from infir.data.curation.scope import DomainScope
 from infir.data.documents import Document
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ class FastTextLanguageFilter(DocumentFilter):
         self.model_path = str(model_path or packaged_lid_model())
         if not Path(self.model_path).is_file():
             raise FileNotFoundError(f"language_id.model_path: no such file: {self.model_path}")
-        self.applies_to = set(applies_to) if applies_to else None
+        self.scope = DomainScope(applies_to)  # [] = no domain, as for every filter
+        self.applies_to = self.scope.applies_to
         self.max_chars = max_chars
         self._model = None
 
@@ -62,7 +64,7 @@ class FastTextLanguageFilter(DocumentFilter):
         return labels[0].removeprefix("__label__"), float(scores[0])
 
     def drop_reason(self, doc: Document) -> str | None:
-        if self.applies_to is not None and doc.domain not in self.applies_to:
+        if not self.scope.covers(doc.domain):
             return None
         language, score = self._predict(doc.text)
         doc.metadata["language"], doc.metadata["language_score"] = language, round(score, 4)
