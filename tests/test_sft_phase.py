@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO, read_metrics, run_train
+from conftest import read_metrics, run_train
 from infir.data.sft import IGNORE_INDEX, collate, encode_conversation, pack
 from infir.models.chat_template import ensure_chat_template
 from infir.models.tokenizer import load_tokenizer, train_bpe
@@ -130,30 +130,3 @@ def test_rerunning_the_chain_skips_finished_phases_and_resumes_an_unfinished_one
     log = resumed.stdout + resumed.stderr
     assert log.count("already finished") == 2 and "resuming from" in log
     assert (chain_dir / "2_sft" / "hf_export" / TRAINING_STATE_FILE).is_file()
-
-
-def test_sft_under_ddp_matches_one_process_and_resumes_at_its_own_position(chain, tmp_path, shared_cache) -> None:
-    """SFT on 2 gloo processes (micro-batch 4 each) against 1 process (4 x 2 accumulation): the same optimizer
-    steps and the same validation losses, also when the DDP run is killed at step 30 and resumed (each rank
-    restarts at steps x accumulation / ranks of its own batches). Before, the step count was computed for
-    one process (the DDP run ended early) and a resume skipped ahead by the single-process count."""
-    _, chain_dir, _ = chain
-    sft = ["debug=smoke", "model=nano", "phase=sft", f"phase.init_from=hf:{chain_dir / '0_pretrain' / 'hf_export'}",
-           "phase.epochs=2", "logger=csv"]
-    run_train(sft, tmp_path / "one", shared_cache, fork=True)
-    marker = tmp_path / "killed.marker"
-    kill = f"+callbacks.kill={{_target_:kill_points.KillAt,step:30,hook:train_batch_end,marker:{marker}}}"
-    ddp = [*sft, "trainer=ddp", "trainer.devices=2", kill]
-    env = {"PYTHONPATH": str(REPO / "tests")}
-    killed = run_train(ddp, tmp_path / "two", shared_cache, check=False, env=env, fork=True)
-    assert killed.returncode != 0 and marker.exists()
-    run_train(ddp, tmp_path / "two", shared_cache, env=env, fork=True)
-
-    def validation(root: Path) -> list[tuple[int, float]]:
-        (metrics,) = root.rglob("csv/metrics.csv")
-        return [(int(r["step"]), float(r["val/loss"])) for r in read_metrics(metrics) if r.get("val/loss")]
-
-    one, two = validation(tmp_path / "one"), validation(tmp_path / "two")
-    assert [s for s, _ in two] == [s for s, _ in one] and len(one) >= 2
-    for (step, a), (_, b) in zip(one, two):
-        assert b == pytest.approx(a, rel=1e-3), step

@@ -29,35 +29,29 @@ class ShuffledEpochs(IterableDataset):
 
     The position is ``(epoch, index)`` with ``step = epoch * steps_per_epoch + index``; a resumed run calls
     ``resume(*position(micro_step))`` and continues with the exact next batch. With ``world_size`` > 1 rank
-    ``r`` takes global batches ``r, r + W, ...``. ``step_group`` is the number of global batches one optimizer
-    step takes (gradient accumulation x ranks); each epoch uses the largest multiple of it, so an epoch holds
-    the same whole optimizer steps, and the same batches in the same steps, on any number of ranks (the last
-    ``n % step_group`` global batches of an epoch are left out). Shared by the text SFT packs and the vision-language
+    ``r`` takes global batches ``r, r + W, ...``; the last ``n % W`` global batches of an epoch are left out
+    so every rank runs the same number of steps. Shared by the text SFT packs and the vision-language
     samples, which differ only in what an item is and how a batch of them is collated.
     """
 
     def __init__(self, items: Sequence[T], collate: Callable[[list[T]], Any], seed: int, batch_size: int = 1,
-                 epochs: int = 1, rank: int = 0, world_size: int = 1, namespace: str = "epochs",
-                 step_group: int | None = None) -> None:
-        step_group = world_size if step_group is None else step_group
-        if batch_size < 1 or epochs < 1 or not 0 <= rank < world_size or step_group % world_size:
-            raise ValueError(f"{type(self).__name__}: need batch_size >= 1, epochs >= 1, 0 <= rank < world_size and "
-                             f"step_group a multiple of world_size; got {batch_size}, {epochs}, {rank}, {world_size}, "
-                             f"{step_group}")
+                 epochs: int = 1, rank: int = 0, world_size: int = 1, namespace: str = "epochs") -> None:
+        if batch_size < 1 or epochs < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"{type(self).__name__}: need batch_size >= 1, epochs >= 1, 0 <= rank < world_size; "
+                             f"got {batch_size}, {epochs}, {rank}, {world_size}")
         self.items, self.collate = list(items), collate
         self.seed, self.batch_size, self.epochs = seed, batch_size, epochs
         self.rank, self.world_size, self.namespace = rank, world_size, namespace
-        self.step_group = step_group
         self.global_batches = -(-len(self.items) // batch_size)
-        if self.global_batches < step_group:
-            raise ValueError(f"{type(self).__name__}: {self.global_batches} batches per epoch cannot make one "
-                             f"optimizer step of {step_group} batches ({world_size} ranks)")
+        if self.global_batches < world_size:
+            raise ValueError(f"{type(self).__name__}: {self.global_batches} batches per epoch cannot feed "
+                             f"{world_size} ranks")
         self.start_step = 0
 
     @property
     def steps_per_epoch(self) -> int:
-        """Steps (batches on this rank) per epoch: whole optimizer steps only."""
-        return self.global_batches // self.step_group * self.step_group // self.world_size
+        """Steps (batches on this rank) per epoch."""
+        return self.global_batches // self.world_size
 
     def __len__(self) -> int:
         """The batches the next iteration yields: every remaining step of every epoch. Lightning reads this as

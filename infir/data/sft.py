@@ -291,11 +291,11 @@ class SFTEpochs(ShuffledEpochs):
     """
 
     def __init__(self, samples: Sequence[Sample], seq_len: int, seed: int, batch_size: int = 1, epochs: int = 1,
-                 pad_id: int = 0, rank: int = 0, world_size: int = 1, step_group: int | None = None) -> None:
+                 pad_id: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.packs = pack(samples, seq_len, pad_id)
         self.seq_len = seq_len
         super().__init__(self.packs, collate, seed, batch_size=batch_size, epochs=epochs, rank=rank,
-                         world_size=world_size, namespace="sft-epochs", step_group=step_group)
+                         world_size=world_size, namespace="sft-epochs")
 
     def batch_packs(self, epoch: int, index: int) -> list[PackedSequence]:
         """The packs of step ``index`` of ``epoch`` on this rank."""

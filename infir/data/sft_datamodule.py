@@ -19,7 +19,6 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from infir.data.documents import TRAIN, VALIDATION
-from infir.data.iteration import ShuffledEpochs
 from infir.data.sft import SFTEpochs, collate, encode_conversations, pack
 from infir.data.sources.select import keep_by_hash
 from infir.data.sources.sft_embedded import BUILDER_OF_MIX_SOURCE, sft_conversations
@@ -61,7 +60,7 @@ class EpochsDataModule(L.LightningDataModule):
                              f"phase.micro_batch_size={micro_batch_size}")
         self.seq_len, self.micro_batch_size, self.global_batch_size = seq_len, micro_batch_size, global_batch_size
         self.epochs, self.seed = epochs, seed
-        self.accumulate = global_batch_size // micro_batch_size  # micro-batches per optimizer step, all ranks
+        self.accumulate = global_batch_size // micro_batch_size
         self.steps_consumed = 0
 
     def _set_max_steps(self, micro_steps: int, what: str) -> None:
@@ -72,12 +71,6 @@ class EpochsDataModule(L.LightningDataModule):
     def _ranks(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-
-    def _resume(self, dataset: ShuffledEpochs) -> ShuffledEpochs:
-        """Position ``dataset`` (this rank's) after the optimizer steps already taken: each step took
-        ``accumulate / world_size`` of this rank's micro-batches."""
-        dataset.resume(*dataset.position(self.steps_consumed * (self.accumulate // dataset.world_size)))
-        return dataset
 
     def state_dict(self) -> dict[str, Any]:
         steps = self.trainer.global_step if self.trainer else self.steps_consumed
@@ -112,7 +105,7 @@ class SFTDataModule(EpochsDataModule):
         self.val_samples = {s: encode_conversations(tokenizer, by_source[s][:val_per_source], seq_len,
                                                     source=f"sft validation/{s}").samples for s in self.domains}
         probe = SFTEpochs(self.train.samples, seq_len, seed, batch_size=micro_batch_size, epochs=epochs,
-                          pad_id=self.pad_id, step_group=self.accumulate)
+                          pad_id=self.pad_id)
         self._set_max_steps(probe.total_steps(), "SFT")
 
     def describe(self) -> dict[str, Any]:
@@ -124,9 +117,9 @@ class SFTDataModule(EpochsDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._ranks()
         dataset = SFTEpochs(self.train.samples, self.seq_len, self.seed, batch_size=self.micro_batch_size,
-                            epochs=self.epochs, pad_id=self.pad_id, rank=rank, world_size=world,
-                            step_group=self.accumulate)
-        return DataLoader(self._resume(dataset), batch_size=None)
+                            epochs=self.epochs, pad_id=self.pad_id, rank=rank, world_size=world)
+        dataset.resume(*dataset.position(self.steps_consumed * self.accumulate))
+        return DataLoader(dataset, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         batches = []

@@ -97,8 +97,7 @@ class VLDataModule(EpochsDataModule):
 
     def _epochs(self, rank: int, world: int) -> ShuffledEpochs:
         return ShuffledEpochs(self.train, self._collate, self.seed, batch_size=self.micro_batch_size,
-                              epochs=self.epochs, rank=rank, world_size=world, namespace="vl-epochs",
-                              step_group=self.accumulate)
+                              epochs=self.epochs, rank=rank, world_size=world, namespace="vl-epochs")
 
     def describe(self) -> dict[str, Any]:
         with_images = sum(bool(s.images) for s in self.train)
@@ -109,7 +108,9 @@ class VLDataModule(EpochsDataModule):
                 "validation": {s: len(v) for s, v in self.val_samples.items()}}
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self._resume(self._epochs(*self._ranks())), batch_size=None)
+        dataset = self._epochs(*self._ranks())
+        dataset.resume(*dataset.position(self.steps_consumed * self.accumulate))
+        return DataLoader(dataset, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         batches = []
