@@ -3,9 +3,9 @@
 ``nn.Module.compile`` compiles a module's call without wrapping it, so parameter names, ``state_dict`` keys,
 Lightning checkpoints, resume and the HF export are exactly those of the eager model. ``regional`` compiles
 each decoder layer (they share one code object, so the first layer's graph serves all, and a 16-layer
-model compiles about as fast as a 1-layer one); ``whole`` compiles the module the training step calls, the
-base model when the chunked loss takes its hidden states, and may fuse more across layers but compiles
-longer and recompiles on any shape change. Generation (the eval callback, the synthesis backends) runs
+model compiles about as fast as a 1-layer one); ``whole`` compiles the model (the training step always calls
+it, for the chunked loss too), and may fuse more across layers but compiles longer and recompiles on any
+shape change. Generation (the eval callback, the synthesis backends) runs
 under :func:`eager_calls`: its one-token decode steps and growing KV cache would otherwise recompile.
 """
 
@@ -28,14 +28,13 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
 
 
-def compile_model(model: torch.nn.Module, mode: str, called: torch.nn.Module | None = None) -> None:
-    """Apply ``mode`` (``eager`` | ``whole`` | ``regional``) to ``model`` in place; ``called`` is the module the
-    training step calls (``whole`` compiles it; the model itself by default)."""
+def compile_model(model: torch.nn.Module, mode: str) -> None:
+    """Apply ``mode`` (``eager`` | ``whole`` | ``regional``) to ``model`` in place."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"model.compile must be one of {', '.join(COMPILE_MODES)}; got {mode!r}")
     if mode == "whole":
-        (called or model).compile()
-        log.info("model.compile=whole: compiled %s", type(called or model).__name__)
+        model.compile()
+        log.info("model.compile=whole: compiled %s", type(model).__name__)
     elif mode == "regional":
         layers = decoder_layers(model)
         if not layers:
