@@ -38,6 +38,7 @@ class EvalCallback(L.Callback):
         self.processor = processor  # the image processor of a vision-language run (eval kind: vl)
         self._suite: Any = None
         self._last_step = -1
+        self._eval_copy: Any = None  # FSDP2: rank 0's unsharded model, reused across evaluations
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Build the suite before training starts, so a bad eval config fails before any step."""
@@ -57,7 +58,11 @@ class EvalCallback(L.Callback):
         if sharded:  # FSDP2: every rank gathers; rank 0 evaluates a plain copy while the others wait
             weights = full_model_state_dict(model)
             if trainer.is_global_zero and self._suite is not None:
-                model = unsharded_copy(model, weights, pl_module.device)
+                if self._eval_copy is None:  # built once (a full model init), refreshed from the shards each time
+                    self._eval_copy = unsharded_copy(model, weights, pl_module.device)
+                else:
+                    self._eval_copy.load_state_dict(weights, strict=True)
+                model = self._eval_copy
             del weights
         try:
             if trainer.is_global_zero and self._suite is not None:
