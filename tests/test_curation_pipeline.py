@@ -205,17 +205,25 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
-def test_kill_9_of_the_curation_driver_takes_its_workers_with_it(tmp_path):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_kill_9_of_the_curation_driver_takes_its_workers_with_it(tmp_path, executor):
+    """Local: the spawned pool's workers; ray: the private Ray instance the driver started (GCS, raylet, its
+    workers), which would otherwise outlive the driver and answer the next ``ray.init`` on the machine."""
     cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-m", "infir.data", "curation=heuristic", "curation.workers=2",
-                             "curation.docs_per_shard=10", f"paths.cache_dir={cache}", f"paths.output_dir={tmp_path}"],
+                             f"curation.executor={executor}", "curation.docs_per_shard=10",
+                             f"paths.cache_dir={cache}", f"paths.output_dir={tmp_path}"],
                             cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     workers: dict[int, str] = {}
     deadline = time.monotonic() + 180
     while proc.poll() is None and time.monotonic() < deadline:
         if list(cache.glob("curation/*/01_heuristic/*.stats.json")):  # the pool is up and working
-            workers = {p: c for p, c in _children(proc.pid).items() if "spawn_main" in c}
+            if executor == "local":
+                workers = {p: c for p, c in _children(proc.pid).items() if "spawn_main" in c}
+            else:
+                workers = {p: c for p, c in _descendants(proc.pid).items() if "raylet" in c or "gcs_server" in c
+                           or c.startswith("ray::")}
             if workers:
                 break
         time.sleep(0.01)
@@ -229,7 +237,7 @@ def test_kill_9_of_the_curation_driver_takes_its_workers_with_it(tmp_path):
     orphans = [p for p in workers if _alive(p)]
     for pid in orphans:  # don't leave them behind whatever the verdict
         os.kill(pid, signal.SIGKILL)
-    assert not orphans, f"workers {orphans} of the killed driver {proc.pid} outlived it"
+    assert not orphans, f"workers {[workers[p][:80] for p in orphans]} of the killed driver {proc.pid} outlived it"
 
 
 def test_temp_files_of_killed_writers_are_cleaned_on_the_next_run(tmp_path):
@@ -283,3 +291,85 @@ def test_curated_source_cleans_training_text_and_passes_evaluation_text_through(
     assert sorted(d.id for d in curated.documents()) == ["a", "c"]  # train stub dropped, validation untouched
     assert curated.result.funnel[1]["dropped"] == {"math_colon_ending": 1}
     assert [d.id for d in SplitSelect(Tiny(), ["validation"]).documents()] == ["c"]
+
+
+def _output_bytes(result) -> list[tuple[str, bytes]]:
+    return [(p.name, p.read_bytes()) for p in result.output_shards]
+
+
+def _counts(funnel) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in funnel]
+
+
+@pytest.mark.parametrize("executor,workers", [("local", 2), ("ray", 2)])
+def test_full_recipe_gives_the_same_bytes_on_every_executor(crawl_run, tmp_path, executor, workers):
+    """The in-process run of ``crawl_run`` (1 worker) against 2 spawned workers and a 2-CPU local Ray instance:
+    same shards, byte for byte, and the same funnel counts; the decision travels to tasks split per shard."""
+    from infir.data.execution import ExecutorSpec
+
+    docs, result, _ = crawl_run
+    source = RawCrawlSource()
+    stages, spec = _recipe("full", f"paths.cache_dir={result.work_dir.parents[1]}")  # classifiers trained once
+    other = curate(stages, spec, tmp_path, documents=docs, documents_fingerprint=source.fingerprint(),
+                   workers=ExecutorSpec(executor, workers), write_excluded=True, progress=False)
+    assert other.work_dir.name == result.work_dir.name  # the executor is not part of the cache key
+    assert _counts(other.funnel) == _counts(result.funnel)
+    assert _output_bytes(other) == _output_bytes(result)
+    excluded = sorted(p.relative_to(result.work_dir) for p in result.work_dir.glob("*/excluded_*"))
+    assert excluded == sorted(p.relative_to(other.work_dir) for p in other.work_dir.glob("*/excluded_*"))
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    found, todo = {}, [pid]
+    while todo:
+        children = _children(todo.pop())
+        found.update(children)
+        todo.extend(children)
+    return found
+
+
+def _task_title(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline").read().replace("\0", " ").strip()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_a_killed_ray_worker_changes_nothing_in_the_output(tmp_path):
+    """SIGKILL a Ray worker while it runs a pass: Ray retries its task, which skips the shards it had finished;
+    the output equals the local in-process run's, nothing lost or duplicated."""
+    import threading
+
+    from infir.data.execution import ExecutorSpec
+
+    source = RawCrawlSource(max_code_files=60, n_procedural=100)
+    docs = list(source.documents())
+    stages, spec = _recipe("heuristic_dedup_decontam", f"paths.cache_dir={tmp_path}")
+    local = curate(stages, spec, tmp_path / "local", documents=docs, documents_fingerprint=source.fingerprint(),
+                   docs_per_shard=20, progress=False)
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_one_busy_worker() -> None:
+        while not stop.is_set():
+            if list((tmp_path / "ray").glob("curation/*/01_*/*.stats.json")):  # a task is under way
+                busy = [p for p in _descendants(os.getpid()) if "run_pass_task" in _task_title(p)
+                        or "01_heuristic[" in _task_title(p)]
+                if busy:
+                    os.kill(busy[0], signal.SIGKILL)
+                    killed.append(busy[0])
+                    return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=kill_one_busy_worker, daemon=True)
+    watcher.start()
+    try:
+        ray_run = curate(stages, spec, tmp_path / "ray", documents=docs, documents_fingerprint=source.fingerprint(),
+                         docs_per_shard=20, workers=ExecutorSpec("ray", 2), progress=False)
+    finally:
+        stop.set()
+        watcher.join()
+    assert killed, "no Ray worker was seen running a pass task"
+    assert _counts(ray_run.funnel) == _counts(local.funnel)
+    assert _output_bytes(ray_run) == _output_bytes(local)

@@ -195,7 +195,8 @@ def _fasttext_params() -> dict[str, Spec]:
 # infir/data/curation/app.py (build_stages passes each stage its name) and train.py; each stage is a
 # _target_ node, and a model stage's `params` are FastTextParams.
 CURATION = Keys("the curation keys are", {
-    **_any("name", "workers", "docs_per_shard"),
+    **_any("name", "executor", "workers", "docs_per_shard", "fuse_map_stages"),  # ExecutorSpec checks the values
+    "ray": Keys("the curation.ray keys are", _any("address")),
     # a recipe's own records (curation=image_text: image-caption pairs), curated instead of the mix's sources
     "source": Target(),
     "stages": MapOf(Target(fields={"params": Keys("fastText params are", _fasttext_params)}),

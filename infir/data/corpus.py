@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 from infir.config.errors import ConfigError
 from infir.data.cache import cached_artifact, content_key
 from infir.data.documents import HELDOUT_EVAL, SPLITS, TRAIN, VALIDATION, Document
+from infir.data.execution import ExecutorSpec, LazyExecutor
 from infir.data.token_shards import write_stream
 from infir.models.tokenizer import trained_or_loaded_tokenizer
 
@@ -87,8 +88,10 @@ def tokenizer_training_texts(train_docs: Mapping[str, list[Document]], max_bytes
 
 def prepare_corpus(sources: Mapping[str, DocumentSource], weights: Mapping[str, float],
                    tokenizer_cfg: Mapping[str, Any], cache_dir: str | Path, phase: str = "pretrain",
-                   allow_synthetic: bool = False, shard_tokens: int = 100_000_000) -> PreparedCorpus:
-    """Collect, check, tokenise. Held-out evaluation documents are never tokenised for training."""
+                   allow_synthetic: bool = False, shard_tokens: int = 100_000_000,
+                   execution: ExecutorSpec | None = None) -> PreparedCorpus:
+    """Collect, check, tokenise (on ``execution``'s executor: the curation one; same shards on any).
+    Held-out evaluation documents are never tokenised for training."""
     grouped = collect_documents(sources)
     unknown = sorted(set(weights) - set(grouped))
     if unknown:
@@ -116,11 +119,13 @@ def prepare_corpus(sources: Mapping[str, DocumentSource], weights: Mapping[str, 
 
     def build(out: Path) -> dict[str, Any]:
         counts = {}
-        for domain in domains:
-            for split in (TRAIN, VALIDATION):
-                docs = grouped[domain][split]
-                info = write_stream((d.text for d in docs), tokenizer, out / domain / split, shard_tokens)
-                counts[f"{domain}/{split}"] = {"documents": info["documents"], "tokens": info["tokens"]}
+        with LazyExecutor(execution or ExecutorSpec()) as executor:
+            for domain in domains:
+                for split in (TRAIN, VALIDATION):
+                    docs = grouped[domain][split]
+                    info = write_stream((d.text for d in docs), tokenizer, out / domain / split, shard_tokens,
+                                        executor=executor)
+                    counts[f"{domain}/{split}"] = {"documents": info["documents"], "tokens": info["tokens"]}
         return {"streams": counts}
 
     streams_dir = cached_artifact(cache_dir, "token_streams", spec, build)

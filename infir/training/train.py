@@ -23,6 +23,7 @@ from infir.config import TRAINER_OWN_KEYS, validate_config, validate_targets
 from infir.data.curation.app import curated_sources
 from infir.data.corpus import prepare_corpus
 from infir.data.datamodule import PackedMixtureDataModule
+from infir.data.execution import ExecutorSpec
 from infir.data.sft_datamodule import build_sft_datamodule
 from infir.env import configure_offline_defaults
 from infir.hydra_support import naming_overrides
@@ -120,7 +121,8 @@ def _token_mix_data(cfg: DictConfig, tokenizer_cfg: dict, run_dir: Path) -> tupl
     sources = curated_sources(cfg)
     corpus = prepare_corpus(sources, dict(cfg.data_mix.weights), tokenizer_cfg, cfg.paths.cache_dir,
                             phase=cfg.phase.name, allow_synthetic=bool(cfg.data_mix.allow_synthetic),
-                            shard_tokens=int(cfg.data_mix.shard_tokens))
+                            shard_tokens=int(cfg.data_mix.shard_tokens),
+                            execution=ExecutorSpec.from_config(cfg.curation))
     funnels = {name: s.result.funnel for name, s in sources.items() if getattr(s, "result", None) is not None}
     if funnels and local_rank() == 0:
         (run_dir / "curation_funnel.json").write_text(json.dumps({"recipe": cfg.curation.name, "funnels": funnels},

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from infir.data.curation.pipeline import CuratedSource, curate
 from infir.data.curation.runner import Stage, format_funnel
 from infir.data.doc_io import InputError, InputSpec
+from infir.data.execution import ExecutorSpec
 from infir.data.sources.select import DocumentCap
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,14 @@ def curated_sources(cfg: DictConfig) -> dict[str, Any]:
     stages, spec = build_stages(cfg.curation)
     for name in names:
         sources[name] = CuratedSource(sources[name], stages, spec, cfg.paths.cache_dir,
-                                      workers=int(cfg.curation.workers), docs_per_shard=int(cfg.curation.docs_per_shard))
+                                      **execution_options(cfg.curation))
     return sources
+
+
+def execution_options(curation_cfg: DictConfig) -> dict[str, Any]:
+    """How the recipe runs (executor, workers, shard size, fusion): ``curate``'s keyword arguments."""
+    return {"workers": ExecutorSpec.from_config(curation_cfg), "docs_per_shard": int(curation_cfg.docs_per_shard),
+            "fuse": bool(curation_cfg.get("fuse_map_stages", True))}
 
 
 def run_curation_app(cfg: DictConfig) -> None:
@@ -59,17 +66,14 @@ def _run_curation_app(cfg: DictConfig) -> None:
         nodes = OmegaConf.to_container(cfg.inputs, resolve=True) if OmegaConf.is_config(cfg.inputs) else cfg.inputs
         nodes = nodes if isinstance(nodes, list) else [nodes]  # inputs=crawl.jsonl: one bare path
         inputs = [InputSpec.from_config(node, f"inputs[{i}]") for i, node in enumerate(nodes)]
-        results = {"inputs": curate(stages, spec, cfg.paths.cache_dir, inputs=inputs, workers=int(cfg.curation.workers),
-                                    docs_per_shard=int(cfg.curation.docs_per_shard),
-                                    write_excluded=bool(cfg.write_excluded))}
+        results = {"inputs": curate(stages, spec, cfg.paths.cache_dir, inputs=inputs,
+                                    write_excluded=bool(cfg.write_excluded), **execution_options(cfg.curation))}
     elif cfg.curation.get("source") is not None:  # a recipe with its own records (image-text pairs)
         stages, spec = build_stages(cfg.curation)
         source = instantiate(cfg.curation.source, _convert_="all")
         results = {source.name: curate(stages, spec, cfg.paths.cache_dir, documents=source.documents(),
                                        documents_fingerprint=source.fingerprint(),
-                                       workers=int(cfg.curation.workers),
-                                       docs_per_shard=int(cfg.curation.docs_per_shard),
-                                       write_excluded=bool(cfg.write_excluded))}
+                                       write_excluded=bool(cfg.write_excluded), **execution_options(cfg.curation))}
     else:
         curated = {name: s for name, s in curated_sources(cfg).items() if isinstance(s, CuratedSource)}
         if not curated:

@@ -22,9 +22,13 @@ from infir.data.curation.base import StageStats
 from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, stats_path, write_stats
 from infir.data.doc_io import InputError, InputSpec, Rejections, file_fingerprint, read_documents, write_jsonl_gz
 from infir.data.documents import TRAIN, Document
+from infir.data.execution import ExecutorSpec
 from infir.data.iteration import batched
 
 log = logging.getLogger(__name__)
+
+# Recipe keys that say where and how wide a run executes, not what it computes (left out of cache keys).
+EXECUTION_KEYS = ("executor", "workers", "ray", "fuse_map_stages")
 
 
 @functools.cache
@@ -96,17 +100,22 @@ def _describe_rejected(rejected: dict[str, int]) -> str:
 
 def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Path, *,
            documents: Iterable[Document] | None = None, documents_fingerprint: str | None = None,
-           inputs: Sequence[InputSpec] = (), workers: int = 1, docs_per_shard: int = 500,
-           write_excluded: bool = False, progress: bool = True) -> CurationResult:
-    """Run ``stages`` over ``documents`` (with their fingerprint) or over file ``inputs``; cached."""
+           inputs: Sequence[InputSpec] = (), workers: int | ExecutorSpec = 1, docs_per_shard: int = 500,
+           write_excluded: bool = False, progress: bool = True, fuse: bool = True) -> CurationResult:
+    """Run ``stages`` over ``documents`` (with their fingerprint) or over file ``inputs``; cached.
+
+    ``workers``: a worker count for the local executor, or an :class:`ExecutorSpec`. Neither it nor the
+    recipe's own execution keys (``EXECUTION_KEYS``) enter the cache key: every executor writes the same bytes.
+    """
     if (documents is None) == (not inputs):
         raise ValueError("curate: give either documents (with documents_fingerprint) or inputs")
     if documents is not None and not documents_fingerprint:
         raise ValueError("curate: documents need a documents_fingerprint for the cache key")
     fingerprints = [documents_fingerprint] if documents is not None else \
         [[spec.__dict__, file_fingerprint(Path(spec.path))] for spec in inputs]
-    key = content_key({"recipe": recipe, "inputs": fingerprints, "docs_per_shard": docs_per_shard,
-                       "code": curation_code_fingerprint()})
+    recipe_key = {k: v for k, v in recipe.items() if k not in EXECUTION_KEYS}
+    key = content_key({"recipe": recipe_key, "inputs": fingerprints, "docs_per_shard": docs_per_shard,
+                       "fuse": fuse, "code": curation_code_fingerprint()})
     work_dir = Path(cache_dir) / "curation" / key
     # Temp files of killed runs (shards, stats, classifier build dirs); a live writer's stay.
     remove_stale_temp_files(work_dir)
@@ -121,7 +130,7 @@ def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Pat
         shards, read_stats = ingest_documents(documents, read_dir, docs_per_shard)
     else:
         shards, read_stats = ingest_inputs(inputs, read_dir, docs_per_shard)
-    result = CurationRunner(stages, work_dir, workers, write_excluded, progress).run(shards, read_stats)
+    result = CurationRunner(stages, work_dir, workers, write_excluded, progress, fuse).run(shards, read_stats)
     record = {"recipe": recipe, "inputs": fingerprints, "funnel": result.funnel,
               "output_shards": [str(p.relative_to(work_dir)) for p in result.output_shards]}
     atomic_write_text(manifest, json.dumps(record, indent=2, default=str))
@@ -136,7 +145,7 @@ class CuratedSource:
     """
 
     def __init__(self, source: Any, stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Path,
-                 workers: int = 1, docs_per_shard: int = 500) -> None:
+                 workers: int | ExecutorSpec = 1, docs_per_shard: int = 500, fuse: bool = True) -> None:
         self.source = source
         self.name = source.name
         self.domain = getattr(source, "domain", "mixed")
@@ -145,10 +154,12 @@ class CuratedSource:
         self.cache_dir = cache_dir
         self.workers = workers
         self.docs_per_shard = docs_per_shard
+        self.fuse = fuse
         self.result: CurationResult | None = None
 
     def fingerprint(self) -> str:
-        return content_key({"source": self.source.fingerprint(), "recipe": self.recipe})
+        recipe = {k: v for k, v in self.recipe.items() if k not in EXECUTION_KEYS}
+        return content_key({"source": self.source.fingerprint(), "recipe": recipe})
 
     def run(self, write_excluded: bool = False, progress: bool = False) -> tuple[CurationResult, list[Document]]:
         """Curate the training split (cached); returns the result and the untouched other splits."""
@@ -157,7 +168,8 @@ class CuratedSource:
             (train if doc.split == TRAIN else rest).append(doc)
         self.result = curate(self.stages, self.recipe, self.cache_dir, documents=train,
                              documents_fingerprint=self.source.fingerprint(), workers=self.workers,
-                             docs_per_shard=self.docs_per_shard, write_excluded=write_excluded, progress=progress)
+                             docs_per_shard=self.docs_per_shard, write_excluded=write_excluded, progress=progress,
+                             fuse=self.fuse)
         return self.result, rest
 
     def documents(self) -> Iterator[Document]:

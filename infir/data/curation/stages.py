@@ -6,8 +6,10 @@ is built lazily inside the worker that uses it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,5 +64,37 @@ class MinHashDedupStage:
             dedup.add(ids, signatures, keys)
         return dedup
 
+    def shard_decisions(self, decision, summaries: Sequence[tuple[list[str], np.ndarray, list[int]]]
+                        ) -> list[ShardDedupDecision]:
+        """Each shard's share of the clustering: only its own documents that are in a cluster. The whole
+        deduplicator (signatures, LSH index) stays in the driver; tasks get O(their duplicates) bytes."""
+        cluster_of, dropped = decision.cluster_of, decision.duplicates()
+        out = []
+        for ids, _, _ in summaries:
+            clustered = [i for i in ids if i in cluster_of]
+            out.append(ShardDedupDecision({i: cluster_of[i] for i in clustered},
+                                          {i: dropped[i] for i in clustered if i in dropped}))
+        return out
+
     def apply(self, docs: list[Document], decision) -> StageOutput:
+        """Split a shard by its :class:`ShardDedupDecision` (or a whole ``MinHashDeduplicator``)."""
         return decision.apply(docs)
+
+
+@dataclass
+class ShardDedupDecision:
+    """One shard's dedup verdicts: cluster id of each of its clustered documents, drop reason of non-survivors."""
+
+    cluster_of: dict[str, str]
+    dropped: dict[str, str]
+
+    def apply(self, docs: list[Document]) -> StageOutput:
+        from infir.data.curation.dedup import CLUSTER_KEY
+
+        output = StageOutput()
+        for doc in docs:
+            cid = self.cluster_of.get(doc.id)
+            if cid is not None:
+                doc = dataclasses.replace(doc, metadata={**doc.metadata, CLUSTER_KEY: cid})
+            output.add(doc, self.dropped.get(doc.id))
+        return output
