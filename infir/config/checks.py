@@ -8,6 +8,7 @@ They read only the composed config and light modules (no torch, Lightning or tra
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -17,6 +18,8 @@ from infir.config.errors import ConfigError
 from infir.config.targets import TargetImportError, locate
 from infir.training.schedules import KINDS as SCHEDULE_KINDS
 from infir.training.speed import COMPILE_MODES, LOSSES
+
+log = logging.getLogger(__name__)
 
 _POSITIVE_INTS = ("data_mix.token_budget", "phase.seq_len", "phase.micro_batch_size", "phase.global_batch_size",
                   "model.hidden_size", "model.num_hidden_layers", "model.num_attention_heads",
@@ -113,6 +116,7 @@ def _check_token_mix(cfg: DictConfig) -> None:
         raise ConfigError(f"phase.schedule.warmup_steps={warmup} is more than the run's "
                           f"{cfg.data_mix.token_budget // tokens_per_step} steps (data_mix.token_budget / "
                           f"(phase.global_batch_size x phase.seq_len)); lower it or use phase.schedule.warmup_ratio")
+    _check_unknown_weights(cfg)
     provided = provided_domains(cfg.data_mix.get("sources") or {})
     if provided is None:
         return  # a source whose domains only its documents tell; corpus preparation checks them
@@ -120,6 +124,27 @@ def _check_token_mix(cfg: DictConfig) -> None:
         if domain not in provided:
             raise ConfigError(f"data_mix.weights.{domain}: no source in data_mix.sources provides the {domain!r} "
                               f"domain (they provide: {', '.join(sorted(provided))})")
+
+
+def _check_unknown_weights(cfg: DictConfig) -> None:
+    """``data_mix.unknown_weights`` names the domains whose weight is a stand-in, not a value the paper gives
+    (data_mix=paper: PAPER.md §2 lists the sources, not their shares). They train as configured, with a
+    warning at every start that says so; each name must be a weighted domain."""
+    unknown = cfg.data_mix.get("unknown_weights")
+    if not unknown:
+        return
+    names = list(unknown) if OmegaConf.is_list(unknown) else None
+    if names is None or any(not isinstance(n, str) for n in names):
+        raise ConfigError(f"data_mix.unknown_weights must be a list of domain names (or []), got {unknown!r}")
+    weights = cfg.data_mix.weights
+    stray = sorted(set(names) - set(weights))
+    if stray:
+        raise ConfigError(f"data_mix.unknown_weights names {stray}, which data_mix.weights does not weight "
+                          f"(domains: {', '.join(weights)})")
+    standins = ", ".join(f"{n}={weights[n]}" for n in names)
+    log.warning("data_mix=%s: the weights of %s are stand-ins, not the paper's (unknown, PAPER.md §2): %s. "
+                "Set data_mix.weights.<domain>=... and data_mix.unknown_weights=[] once you have chosen them.",
+                cfg.data_mix.get("name"), ", ".join(names), standins)
 
 
 def provided_domains(sources: DictConfig) -> set[str] | None:
@@ -147,6 +172,8 @@ def _source_domains(key: str, node: DictConfig) -> set[str] | None:
     domain = getattr(cls, "domain", None)
     if isinstance(domain, str):
         return {domain}
+    if isinstance(node.get("domain"), str):  # a source whose domain is a parameter (FileSource)
+        return {node.domain}
     if isinstance(node.get("source"), DictConfig):  # a wrapper (SplitSelect) takes its source's domain
         return _source_domains(f"{key}.source", node.source)
     return None

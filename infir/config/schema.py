@@ -81,7 +81,10 @@ DATA_MIX = Keys("the data_mix keys are", {
     **_any("name", "kind", "weights", "token_budget", "allow_synthetic", "shard_tokens", "val_windows_per_domain",
            "num_workers", "curate", "val_per_source", "max_documents_per_split",
            # conf/data_mix/synth_*.yaml: the synthesis output folder their files come from, and its variant
-           "synth_dir", "synth_variant"),
+           "synth_dir", "synth_variant",
+           # conf/data_mix/paper.yaml: the folder its sources' local copies lie under and their validation
+           # share (read by the sources' interpolations), the stand-in weights (infir/config/checks.py)
+           "root", "validation_fraction", "unknown_weights"),
     "sources": Switch(lambda root: {"sft": SFT_SOURCES, "vl": VL_SOURCES}.get((root.get("data_mix") or {}).get("kind"),
                                                                                 TOKEN_SOURCES)),
     "files": ListOf(Keys("a data_mix file entry takes", _any("path", "split", "source", "image_root"))),
