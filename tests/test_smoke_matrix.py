@@ -86,8 +86,10 @@ def test_smoke_composes_and_validates_with_every_experiment_and_trainer(experime
 # The chains run in their own tests (test_sft_phase.py, test_vl_chain.py). The InfiR-VL-1.6B stages are composed
 # and validated above: their SigLIP-So400m tower (428 M parameters, 5 tiles of 384 px per image) is a GPU job.
 # sft_difficulty is phase=sft on data_mix=synth_sft, which tests/test_synth_pipeline.py trains on a synthesised file.
+# data_quality_llama3_2_1b reads the paper's data (data_mix=paper): tests/test_paper_mix.py reads every source's
+# stand-in through its configured reader.
 RUN_ELSEWHERE = {"embedded_chain", "embedded_vl_chain", "infir_vl_1_6b_align", "infir_vl_1_6b_render",
-                 "infir_vl_1_6b_sft", "sft_difficulty"}
+                 "infir_vl_1_6b_sft", "sft_difficulty", "data_quality_llama3_2_1b"}
 
 
 @pytest.mark.slow

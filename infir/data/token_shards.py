@@ -17,7 +17,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from infir.data.execution import Executor
-from infir.data.iteration import batched
+from infir.data.batching import batched
 
 SHARD_INFO = "stream.json"
 

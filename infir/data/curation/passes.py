@@ -8,7 +8,8 @@ pass (and output directory) for inspection.
 
 Per shard, a pass writes (in its directory ``NN_<stages>``)::
 
-    shard_00000.jsonl.gz            the surviving documents (not written by a summary-only pass)
+    shard_00000.parquet             the surviving documents (.jsonl.gz in the last pass; see shard_files;
+                                    not written by a summary-only pass)
     shard_00000.<stage>.summary.pkl the next global stage's summary of them
     excluded_<stage>_00000.jsonl.gz documents each stage dropped, with why (write_excluded only)
     shard_00000.stats.json          per-stage counts and seconds: written last, it marks the shard done
@@ -26,7 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from infir.atomic_files import atomic_write_bytes, atomic_write_text
 from infir.data.curation.base import StageOutput, StageStats
-from infir.data.doc_io import read_jsonl_gz, write_jsonl_gz
+from infir.data.curation.shard_files import JSONL_GZ, read_shard, shard_stem, write_shard
+from infir.data.doc_io import write_jsonl_gz
 from infir.data.documents import Document
 
 
@@ -108,15 +110,15 @@ def plan_passes(stages: Sequence[Stage], fuse: bool = True) -> list[Pass]:
 
 
 def stats_path(shard: Path) -> Path:
-    return shard.with_name(shard.name.replace(".jsonl.gz", ".stats.json"))
+    return shard.with_name(f"{shard_stem(shard)}.stats.json")
 
 
 def summary_path(out_shard: Path, stage_name: str) -> Path:
-    return out_shard.with_name(out_shard.name.replace(".jsonl.gz", f".{stage_name}.summary.pkl"))
+    return out_shard.with_name(f"{shard_stem(out_shard)}.{stage_name}.summary.pkl")
 
 
 def excluded_path(out_shard: Path, stage_name: str) -> Path:
-    return out_shard.with_name(out_shard.name.replace("shard_", f"excluded_{stage_name}_"))
+    return out_shard.with_name(shard_stem(out_shard).replace("shard_", f"excluded_{stage_name}_") + JSONL_GZ)
 
 
 def read_summary(path: Path) -> Any:
@@ -159,7 +161,7 @@ def run_pass_task(task: PassTask) -> int:
 
 
 def run_pass_on_shard(pass_: Pass, in_path: Path, out_path: Path, decision: Any, write_excluded: bool) -> None:
-    docs = read_jsonl_gz(in_path)
+    docs = read_shard(in_path)
     records: list[dict] = []
     for stage in pass_.stages:
         start = time.perf_counter()
@@ -179,5 +181,5 @@ def run_pass_on_shard(pass_: Pass, in_path: Path, out_path: Path, decision: Any,
                            pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL))
         record["summary_seconds"] = round(time.perf_counter() - start, 3)
     if pass_.writes_shards:
-        write_jsonl_gz(docs, out_path)
+        write_shard(docs, out_path)
     atomic_write_text(stats_path(out_path), json.dumps(record))  # last: marks the shard done

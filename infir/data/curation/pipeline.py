@@ -19,11 +19,12 @@ from typing import Any
 from infir.atomic_files import atomic_write_text, remove_stale_temp_files
 from infir.data.cache import content_key
 from infir.data.curation.base import StageStats
+from infir.data.batching import batched
 from infir.data.curation.runner import MANIFEST, CurationResult, CurationRunner, Stage, stats_path, write_stats
-from infir.data.doc_io import InputError, InputSpec, Rejections, file_fingerprint, read_documents, write_jsonl_gz
+from infir.data.curation.shard_files import JSONL_GZ, PARQUET, write_shard
+from infir.data.doc_io import InputError, InputSpec, Rejections, file_fingerprint, read_documents
 from infir.data.documents import TRAIN, Document
 from infir.data.execution import ExecutorSpec
-from infir.data.iteration import batched
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,16 @@ def curation_code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def ingest_documents(docs: Iterable[Document], out_dir: Path, docs_per_shard: int) -> tuple[list[Path], StageStats]:
+def ingest_documents(docs: Iterable[Document], out_dir: Path, docs_per_shard: int,
+                     suffix: str = JSONL_GZ) -> tuple[list[Path], StageStats]:
     """Shard in-memory documents (embedded sources) into the read stage."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = StageStats("read")
     shards = []
     for i, chunk in enumerate(batched(docs, docs_per_shard)):
-        shard = out_dir / f"shard_{i:05d}.jsonl.gz"
+        shard = out_dir / f"shard_{i:05d}{suffix}"
         if not stats_path(shard).is_file():
-            write_jsonl_gz(chunk, shard)
+            write_shard(chunk, shard)
             write_stats(stats_path(shard), StageStats("read", len(chunk), len(chunk)))
         stats.read += len(chunk)
         stats.kept += len(chunk)
@@ -57,7 +59,8 @@ def ingest_documents(docs: Iterable[Document], out_dir: Path, docs_per_shard: in
     return shards, stats
 
 
-def ingest_inputs(inputs: Sequence[InputSpec], out_dir: Path, docs_per_shard: int) -> tuple[list[Path], StageStats]:
+def ingest_inputs(inputs: Sequence[InputSpec], out_dir: Path, docs_per_shard: int,
+                  suffix: str = JSONL_GZ) -> tuple[list[Path], StageStats]:
     """Read files (jsonl, parquet, HF datasets, folders) into shards; bad records are counted, not lost."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = StageStats("read")
@@ -72,8 +75,8 @@ def ingest_inputs(inputs: Sequence[InputSpec], out_dir: Path, docs_per_shard: in
             start = time.perf_counter()
             written = []
             for i, chunk in enumerate(batched(read_documents(spec, rejections), docs_per_shard)):
-                shard = out_dir / f"shard_{n:03d}_{i:05d}.jsonl.gz"
-                write_jsonl_gz(chunk, shard)
+                shard = out_dir / f"shard_{n:03d}_{i:05d}{suffix}"
+                write_shard(chunk, shard)
                 written.append((shard.name, len(chunk)))
             record = {"shards": written, "rejected": dict(rejections.counts), "samples": rejections.samples,
                       "seconds": time.perf_counter() - start}
@@ -126,10 +129,11 @@ def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Pat
         log.info("curation %s: reusing %s", recipe.get("name"), work_dir)
         return CurationResult([work_dir / p for p in saved["output_shards"]], saved["funnel"], work_dir)
     read_dir = work_dir / "00_read"
+    suffix = PARQUET if stages else JSONL_GZ  # with no stage the read shards are the output
     if documents is not None:
-        shards, read_stats = ingest_documents(documents, read_dir, docs_per_shard)
+        shards, read_stats = ingest_documents(documents, read_dir, docs_per_shard, suffix)
     else:
-        shards, read_stats = ingest_inputs(inputs, read_dir, docs_per_shard)
+        shards, read_stats = ingest_inputs(inputs, read_dir, docs_per_shard, suffix)
     result = CurationRunner(stages, work_dir, workers, write_excluded, progress, fuse).run(shards, read_stats)
     record = {"recipe": recipe, "inputs": fingerprints, "funnel": result.funnel,
               "output_shards": [str(p.relative_to(work_dir)) for p in result.output_shards]}

@@ -27,7 +27,7 @@ from typing import Any
 from infir.data.curation.base import StageStats
 from infir.data.curation.passes import (GlobalStage, MapStage, Pass, PassTask, Stage, plan_passes, read_summary,
                                         run_pass_task, stats_path, summary_path, write_stats)
-from infir.data.doc_io import read_jsonl_gz
+from infir.data.curation.shard_files import JSONL_GZ, PARQUET, read_shard, shard_stem
 from infir.data.documents import Document
 from infir.data.execution import ExecutorSpec, LazyExecutor
 
@@ -46,7 +46,7 @@ class CurationResult:
     work_dir: Path
 
     def documents(self) -> list[Document]:
-        return [doc for shard in self.output_shards for doc in read_jsonl_gz(shard)]
+        return [doc for shard in self.output_shards for doc in read_shard(shard)]
 
 
 class CurationRunner:
@@ -78,7 +78,8 @@ class CurationRunner:
         for pass_ in self.passes:
             pass_dir = self.work_dir / pass_.dir_name
             pass_dir.mkdir(parents=True, exist_ok=True)
-            outputs = [pass_dir / s.name for s in shards]
+            suffix = JSONL_GZ if pass_ is self.passes[-1] else PARQUET  # what leaves the runner is jsonl.gz
+            outputs = [pass_dir / f"{shard_stem(s)}{suffix}" for s in shards]
             self._run_pass(pass_, shards, outputs, decisions)
             for out in outputs:
                 record = json.loads(stats_path(out).read_text())

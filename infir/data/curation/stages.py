@@ -40,21 +40,24 @@ class MinHashDedupStage:
     """
 
     def __init__(self, name: str, threshold: float = 0.8, num_perm: int = 112, ngram: int = 5, seed: int = 1,
-                 fp_weight: float = 0.5, fn_weight: float = 0.5) -> None:
+                 fp_weight: float = 0.005, fn_weight: float = 0.995, tokenizer: str = "code_aware",
+                 fn_rate: float | None = 0.05) -> None:
         self.name = name
         self.threshold, self.num_perm, self.ngram, self.seed = threshold, num_perm, ngram, seed
         self.fp_weight, self.fn_weight = fp_weight, fn_weight
+        self.tokenizer, self.fn_rate = tokenizer, fn_rate
 
     def _deduplicator(self):
         from infir.data.curation.dedup import MinHashDeduplicator
 
-        return MinHashDeduplicator(self.threshold, self.num_perm, self.ngram, self.seed,
-                                   fp_weight=self.fp_weight, fn_weight=self.fn_weight)
+        return MinHashDeduplicator(self.threshold, self.num_perm, self.ngram, self.seed, fp_weight=self.fp_weight,
+                                   fn_weight=self.fn_weight, tokenizer=self.tokenizer, fn_rate=self.fn_rate)
 
     def summarise(self, docs: list[Document]) -> tuple[list[str], np.ndarray, list[int]]:
         from infir.data.curation.dedup import signatures_and_keys
 
-        signatures, keys = signatures_and_keys([d.text for d in docs], self.num_perm, self.ngram, self.seed)
+        signatures, keys = signatures_and_keys([d.text for d in docs], self.num_perm, self.ngram, self.seed,
+                                               tokenizer=self.tokenizer)
         return [d.id for d in docs], signatures, list(keys)
 
     def decide(self, summaries: Sequence[tuple[list[str], np.ndarray, list[int]]]):
