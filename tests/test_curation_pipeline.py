@@ -209,7 +209,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
 @pytest.mark.parametrize("executor", ["local", "ray"])
 def test_kill_9_of_the_curation_driver_takes_its_workers_with_it(tmp_path, executor):
-    """Local: the spawned pool's workers; ray: the private Ray instance the driver started (GCS, raylet, its
+    """Local: the pool's fork server and its workers; ray: the private Ray instance the driver started (GCS, raylet, its
     workers), which would otherwise outlive the driver and answer the next ``ray.init`` on the machine."""
     cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-m", "infir.data", "curation=heuristic", "curation.workers=2",
@@ -221,8 +221,8 @@ def test_kill_9_of_the_curation_driver_takes_its_workers_with_it(tmp_path, execu
     deadline = time.monotonic() + 180
     while proc.poll() is None and time.monotonic() < deadline:
         if list(cache.glob("curation/*/01_heuristic/*.stats.json")):  # the pool is up and working
-            if executor == "local":
-                workers = {p: c for p, c in _children(proc.pid).items() if "spawn_main" in c}
+            if executor == "local":  # the fork server and the workers it forked
+                workers = {p: c for p, c in _descendants(proc.pid).items() if "forkserver" in c}
             else:
                 workers = {p: c for p, c in _descendants(proc.pid).items() if "raylet" in c or "gcs_server" in c
                            or c.startswith("ray::")}
