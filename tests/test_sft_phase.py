@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import read_metrics, run_train
+from conftest import REPO, read_metrics, run_train, start_train
 from infir.data.sft import IGNORE_INDEX, collate, encode_conversation, pack
 from infir.models.chat_template import ensure_chat_template
 from infir.models.tokenizer import load_tokenizer, train_bpe
@@ -130,3 +131,47 @@ def test_rerunning_the_chain_skips_finished_phases_and_resumes_an_unfinished_one
     log = resumed.stdout + resumed.stderr
     assert log.count("already finished") == 2 and "resuming from" in log
     assert (chain_dir / "2_sft" / "hf_export" / TRAINING_STATE_FILE).is_file()
+
+
+def test_sft_under_ddp_runs_one_process_steps_and_a_killed_run_resumes_each_rank_at_its_batch(chain, tmp_path,
+                                                                                              shared_cache) -> None:
+    """SFT on 2 gloo processes (micro batch 4 each) against 1 process (4 x 2 accumulation): the same planned and
+    executed optimizer steps, the same gradient norm at every step (each step reads the same 8 packs) and the
+    same validation losses, with the DDP run killed at step 4 (the step across the epoch boundary) and resumed
+    from step 3's checkpoint (before half-way: the case a remaining-batches epoch length ended early; step 3's
+    validation re-run under DDP). An odd number of batches per epoch: before, each rank left an epoch's odd
+    last batch out (the DDP run stopped short of its plan) and a resume restarted each rank at steps x the
+    single-process accumulation."""
+    _, chain_dir, _ = chain
+    sft = ["debug=smoke", "model=nano", "phase=sft", f"phase.init_from=hf:{chain_dir / '0_pretrain' / 'hf_export'}",
+           "phase.epochs=2", "logger=csv", "data_mix.sources.stdlib=null",  # the stdlib scan: ~7 s per process
+           "data_mix.max_documents_per_split=28", "trainer.val_check_interval=3", "trainer.log_every_n_steps=1",
+           "callbacks.checkpoint.every_n_train_steps=3"]
+    marker = tmp_path / "killed.marker"
+    kill = f"+callbacks.kill={{_target_:kill_points.KillAt,step:4,hook:train_batch_end,marker:{marker}}}"
+    ddp = [*sft, "trainer=ddp", "trainer.devices=2", kill]
+    env = {"PYTHONPATH": str(REPO / "tests")}
+    one = start_train(sft, tmp_path / "one", shared_cache, fork=True)  # meanwhile, on the other core
+    try:
+        killed = run_train(ddp, tmp_path / "two", shared_cache, check=False, env=env, fork=True)
+    finally:
+        one.wait()
+    assert killed.returncode == -signal.SIGKILL and marker.exists(), killed.stderr[-3000:]
+    resumed = run_train(ddp, tmp_path / "two", shared_cache, env=env, fork=True)
+    assert "(step 3)" in resumed.stdout + resumed.stderr  # "resuming from ... (step 3)"
+
+    def run(root: Path) -> tuple[int, int, list[dict[str, str]]]:
+        (run_dir,) = (root / "embedded_pretrain" / "runs").iterdir()
+        planned = json.loads((run_dir / "run_plan.json").read_text())["max_steps"]
+        executed = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        return planned, executed["global_step"], read_metrics(run_dir / "csv" / "metrics.csv")
+
+    (planned, executed, a), (ddp_planned, ddp_executed, b) = run(tmp_path / "one"), run(tmp_path / "two")
+    # 2 epochs of an odd number of micro-batches, in steps of 2: step (planned - 1) / 2 straddles the epochs
+    assert planned % 2 == 1, f"{planned} steps: pick a max_documents_per_split that gives an odd number"
+    assert ddp_planned == ddp_executed == executed == planned and f"finished {planned} steps" in resumed.stdout
+    for key in ("val/loss", "train/grad_norm"):
+        series = [[(int(r["step"]), float(r[key])) for r in rows if r.get(key)] for rows in (a, b)]
+        assert [s for s, _ in series[1]] == [s for s, _ in series[0]] and len(series[0]) >= 4, (key, series)
+        for (step, x), (_, y) in zip(*series):
+            assert y == pytest.approx(x, rel=1e-3), (key, step)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, comparable_row, last_value, read_metrics, run_train, start_train
+from conftest import REPO, TRAIN_TIMEOUT_S, comparable_row, last_value, read_metrics, run_train, start_train
 from wandb_records import merged_history, run_record, segments
 
 SMOKE = ["debug=smoke", "model=nano"]
@@ -146,3 +150,60 @@ def test_ddp_two_cpu_processes_match_single_process_with_one_set_of_outputs(smok
     # data would give visibly different gradients and losses.
     assert last_value(a, "val/loss")[1] == pytest.approx(last_value(b, "val/loss")[1], abs=2e-3)
     assert last_value(a, "val/loss")[0] == last_value(b, "val/loss")[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_torchrun_nodes_continue_the_single_process_run_with_one_set_of_outputs(smoke_run, tmp_path,
+                                                                                   shared_cache):
+    """Two torchrun agents on this machine (--nnodes=2, one gloo process each, c10d rendezvous), as on two nodes
+    of a cluster, continue the smoke run's first kept periodic checkpoint, saved by one process with 4 x 2
+    accumulation (world size 1 -> 2, accumulation 2 -> 1). Before: torchrun's LOCAL_RANK is 0 on every node, so
+    the second node's process took itself for rank zero and failed on the run dir's lock; resumed on another
+    world size, Lightning's restored micro-batch counters skipped the final validation."""
+    _, single_dir = smoke_run
+    checkpoint = min((single_dir / "checkpoints").glob("step*.ckpt"))
+    start = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    port = _free_port()
+    cmd = [str(torchrun), "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+           f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=infir-test-{port}", str(REPO / "train.py"), *SMOKE,
+           "trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2", f"resume={checkpoint}",
+           f"paths.output_dir={tmp_path / 'out'}", f"paths.cache_dir={shared_cache}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    agents = []
+    for node in (0, 1):
+        with (tmp_path / f"node{node}.out").open("wb") as out:
+            agents.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+    try:
+        codes = [agent.wait(TRAIN_TIMEOUT_S) for agent in agents]
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                os.killpg(agent.pid, signal.SIGKILL)
+                agent.wait()
+    output = [(tmp_path / f"node{node}.out").read_text(errors="replace") for node in (0, 1)]
+    assert codes == [0, 0], "\n\n".join(text[-4000:] for text in output)
+    assert sum(text.count("[infir] finished 80 steps") for text in output) == 1  # rank 0 alone reports
+
+    (run_dir,) = (tmp_path / "out" / "embedded_pretrain" / "runs").iterdir()
+    assert sorted(p.name for p in run_dir.glob("*.log")) == ["config_tree.log", "train.log"]
+    log = (run_dir / "train.log").read_text()
+    assert log.count("run plan:") == 1  # the second node's process writes no log file and no run files
+    assert "of world size 1 (accumulation 2) on world size 2 (accumulation 1)" in log
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    a = [r for r in read_metrics(single_dir / "csv" / "metrics.csv") if int(r["step"]) > start]
+    b = [r for r in read_metrics(run_dir / "csv" / "metrics.csv") if int(r["step"]) > start]
+    # every optimizer step reads the same 8 sequences as in one process: the same gradients (norms), LR and
+    # validation losses up to float reduction order; train/loss is rank 0's own micro-batch
+    for key in ("val/loss", "val/loss/code", "train/grad_norm", "train/lr"):
+        series = [[(int(r["step"]), float(r[key])) for r in rows if r.get(key)] for rows in (a, b)]
+        assert [s for s, _ in series[1]] == [s for s, _ in series[0]] and series[0], (key, series)
+        for (step, x), (_, y) in zip(*series):
+            assert y == pytest.approx(x, rel=1e-3), (key, step)
+    assert last_value(b, "val/loss")[0] == 80

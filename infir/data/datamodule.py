@@ -2,7 +2,10 @@
 
 Its checkpointed state is the number of sequences consumed; the mixture plan
 and the global batch order are pure functions of the seed, so that number is
-all a resume (on any world size) needs.
+all a resume (on any world size) needs: each optimizer step reads the same
+global batch on any number of ranks (and Lightning's own micro-batch counters
+follow the new accumulation: infir.training.distributed.ResumeOnAnyWorldSize).
+The SFT and vision-language modules keep the same contract in optimizer steps.
 """
 
 from __future__ import annotations

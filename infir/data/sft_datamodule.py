@@ -3,7 +3,8 @@
 Conversations come from the embedded builders (train split for training, validation split for
 ``val/loss/<source>``) and from conversation files (``messages`` or ShareGPT records). Packs never
 attend across samples (4D block-causal mask + per-sample positions); each epoch shuffles the pack
-order from (seed, epoch); the position of record is the trainer's global step, so resume is exact.
+order from (seed, epoch); ranks split the whole run's batch sequence (infir/data/iteration.py) and the
+position of record is the trainer's optimizer step, so resume is exact, also on another world size.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from infir.data.documents import TRAIN, VALIDATION
+from infir.data.iteration import ShuffledEpochs
 from infir.data.sft import SFTEpochs, collate, encode_conversations, pack
 from infir.data.sources.select import keep_by_hash
 from infir.data.sources.sft_embedded import BUILDER_OF_MIX_SOURCE, sft_conversations
 from infir.records import read_rows
 
 log = logging.getLogger(__name__)
-
 
 
 def conversations(mix_cfg: Mapping[str, Any], split: str) -> list[dict[str, Any]]:
@@ -50,8 +51,12 @@ def conversations(mix_cfg: Mapping[str, Any], split: str) -> list[dict[str, Any]
 
 class EpochsDataModule(L.LightningDataModule):
     """Batch geometry and the resume contract shared by the SFT and vision-language data modules: the
-    position of record is the trainer's optimizer step; the checkpoint also pins what would change the
-    batch sequence (seed, seq_len, global batch), so a resume under a different one fails naming it."""
+    position of record is the trainer's optimizer step ``s``; every step takes ``accumulate`` (global batch /
+    micro batch) consecutive micro-batches of the run's one global batch sequence, split over the ranks, so
+    a resume continues at global micro-batch ``s * accumulate`` whatever the world size was or is now (the
+    per-rank accumulation times the world size is ``accumulate`` on any). The checkpoint also pins what would
+    change the batch sequence (seed, seq_len, global and micro batch), so a resume under a different one
+    fails naming it."""
 
     def __init__(self, seq_len: int, micro_batch_size: int, global_batch_size: int, epochs: int, seed: int) -> None:
         super().__init__()
@@ -72,15 +77,26 @@ class EpochsDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
 
+    def _rank_epochs(self, epochs: ShuffledEpochs) -> ShuffledEpochs:
+        """``epochs`` as this rank reads it, continuing after the optimizer steps already done."""
+        rank, world = self._ranks()
+        dataset = epochs.for_rank(rank, world, self.accumulate)
+        dataset.resume_after(self.steps_consumed)
+        return dataset
+
+    def _pinned(self) -> dict[str, int]:
+        return {"seed": self.seed, "seq_len": self.seq_len, "global_batch_size": self.global_batch_size,
+                "micro_batch_size": self.micro_batch_size}
+
     def state_dict(self) -> dict[str, Any]:
         steps = self.trainer.global_step if self.trainer else self.steps_consumed
-        return {"optimizer_steps": int(steps), "seed": self.seed, "seq_len": self.seq_len,
-                "global_batch_size": self.global_batch_size}
+        return {"optimizer_steps": int(steps), **self._pinned()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in {"seed": self.seed, "seq_len": self.seq_len, "global_batch_size": self.global_batch_size}.items():
+        for key, value in self._pinned().items():  # a key an older checkpoint lacks is not checked
             if state.get(key, value) != value:
-                raise ValueError(f"resume: checkpoint was made with {key}={state[key]}, config now says {value}")
+                raise ValueError(f"resume: checkpoint was made with phase.{key}={state[key]}, config now says "
+                                 f"{value}; an exact resume needs the same value (or start a new run)")
         self.steps_consumed = int(state["optimizer_steps"])
 
 
@@ -104,9 +120,9 @@ class SFTDataModule(EpochsDataModule):
         self.domains = sorted(by_source)
         self.val_samples = {s: encode_conversations(tokenizer, by_source[s][:val_per_source], seq_len,
                                                     source=f"sft validation/{s}").samples for s in self.domains}
-        probe = SFTEpochs(self.train.samples, seq_len, seed, batch_size=micro_batch_size, epochs=epochs,
-                          pad_id=self.pad_id)
-        self._set_max_steps(probe.total_steps(), "SFT")
+        self.epochs_plan = SFTEpochs(self.train.samples, seq_len, seed, batch_size=micro_batch_size, epochs=epochs,
+                                     pad_id=self.pad_id)  # one process's batch sequence: every rank reads its part
+        self._set_max_steps(self.epochs_plan.total_steps(), "SFT")
 
     def describe(self) -> dict[str, Any]:
         return {"conversations": len(self.train.samples), "skipped": self.train.skipped,
@@ -115,11 +131,7 @@ class SFTDataModule(EpochsDataModule):
                 "validation": {s: len(v) for s, v in self.val_samples.items()}}
 
     def train_dataloader(self) -> DataLoader:
-        rank, world = self._ranks()
-        dataset = SFTEpochs(self.train.samples, self.seq_len, self.seed, batch_size=self.micro_batch_size,
-                            epochs=self.epochs, pad_id=self.pad_id, rank=rank, world_size=world)
-        dataset.resume(*dataset.position(self.steps_consumed * self.accumulate))
-        return DataLoader(dataset, batch_size=None)
+        return DataLoader(self._rank_epochs(self.epochs_plan), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         batches = []

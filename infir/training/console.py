@@ -29,6 +29,8 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from infir.training.run import launcher_rank
+
 log = logging.getLogger(__name__)
 
 # Config groups in the order a reader follows a run: data, model, training, then bookkeeping.
@@ -38,8 +40,9 @@ GROUP_ORDER = ("data_mix", "curation", "tokenizer", "model", "modality", "phase"
 
 
 def is_rank_zero() -> bool:
-    """Rank known from the launcher's environment (before and outside a Trainer): both LOCAL_RANK and RANK 0."""
-    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("RANK", 0)) == 0
+    """Rank known from the launcher's environment (before and outside a Trainer); see
+    :func:`infir.training.run.launcher_rank` (torchrun, srun, Lightning's launcher, on any node)."""
+    return launcher_rank() == 0
 
 
 # ---------------------------------------------------------------------------------------------- config tree
@@ -201,6 +204,11 @@ def _hide_known_noise() -> None:
     ntasks = os.environ.get("SLURM_NTASKS", "").strip()
     if not ntasks.isdigit() or int(ntasks) <= 1:
         warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
+    # Every mid-run resume: Lightning cannot see that our data modules restart at the checkpoint's optimizer step
+    # themselves (state_dict: steps or sequences consumed; infir/data/iteration.py, infir/data/mixture.py), so
+    # it warns that results may be unreliable; tests/test_train_e2e.py's kill test shows they are identical.
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended "
+                            r"and your dataloader is not resumable")
     # Under DDP Lightning recommends `sync_dist=True` for every epoch-level metric, one line per key.
     # CausalLMModule's val/ metrics are already summed across ranks (strategy.reduce in
     # on_validation_epoch_end) before they are logged, so for them the advice is a false positive;

@@ -22,9 +22,23 @@ SHARDED_META_FILE = "meta.pt"  # Lightning's ModelParallelStrategy: the non-tens
 PENDING_ROW_KEY = "infir_pending_log_row"
 
 
-def local_rank() -> int:
-    """Rank known before Lightning starts: its launcher exports it to the worker processes."""
-    return int(os.environ.get("LOCAL_RANK", 0)) + int(os.environ.get("NODE_RANK", 0))
+# What each launcher exports to its worker processes: torchrun (and torch.distributed) RANK, srun SLURM_PROCID,
+# Lightning's own launcher LOCAL_RANK and NODE_RANK (node rank alone on a multi-node job it launches per node).
+LAUNCHER_RANK_VARIABLES = ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK")
+
+
+def launcher_rank() -> int:
+    """0 for the job's rank-zero process, positive for every other one, known before Lightning starts.
+
+    Rank zero is the process whose launcher variables are all 0 (or unset): on a second node torchrun's
+    LOCAL_RANK is 0 again and only RANK tells, srun sets SLURM_PROCID alone, and processes Lightning spawns
+    inside one Slurm task share SLURM_PROCID=0 and differ in LOCAL_RANK. The value is not the global rank
+    (the Trainer's ``global_rank`` is): it only has to be 0 exactly once per job.
+    """
+    return max(int(os.environ.get(key) or 0) for key in LAUNCHER_RANK_VARIABLES)
+
+
+local_rank = launcher_rank  # the older name (before multi-node runs, it missed a second node's rank zero)
 
 
 def readable_checkpoint_step(path: Path) -> int | None:

@@ -34,6 +34,7 @@ from infir.models.tokenizer import load_tokenizer
 from infir.training.export import export_hf, export_vlm
 from infir.training.checkpoint_io import AtomicCheckpointIO
 from infir.training.console import print_config_tree, quiet_console
+from infir.training.distributed import ResumeOnAnyWorldSize, SameRunOnEveryRank, cluster_plugins
 from infir.training.loggers import (build_loggers, continue_history, csv_metrics_path, finish_wandb, log_at_step,
                                     log_resolved_config, replay_history)
 from infir.training.module import CausalLMModule, VisionLanguageModule
@@ -97,8 +98,11 @@ def _already_finished(cfg: DictConfig, resumed_step: int, max_steps: int, run_di
 def _save_final_checkpoint(trainer: L.Trainer, last: Path) -> None:
     """Make ``last.ckpt`` the final step: periodic saves stop at the last multiple of the interval,
     so without this the printed checkpoint lags the export and re-running a finished command would
-    retrain the tail. Every rank calls (the strategy writes on rank 0)."""
-    if not (last.exists() and readable_checkpoint_step(last) == trainer.global_step):
+    retrain the tail. Every rank calls (the strategy writes on rank 0), on rank 0's view of the file: on
+    another node a network filesystem may still show the previous ``last.ckpt``, and a rank saving alone
+    would wait for the others forever."""
+    stale = not (last.exists() and readable_checkpoint_step(last) == trainer.global_step)
+    if trainer.strategy.broadcast(stale, src=0):
         trainer.save_checkpoint(str(last))
 
 
@@ -216,6 +220,7 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
         if resume_from is not None and is_rank_zero else []
     callbacks = [instantiate(cfg.callbacks.checkpoint, dirpath=str(checkpoint_dir))]
     callbacks += [instantiate(node) for key, node in cfg.callbacks.items() if key not in ("checkpoint",)]
+    callbacks += [SameRunOnEveryRank(run_dir, resume_from, resumed_step), ResumeOnAnyWorldSize()]  # multi-process
     eval_callback = cfg.get("eval", {}).get("callback")
     if eval_callback and eval_callback.enabled:
         callbacks.append(EvalCallback(OmegaConf.to_container(cfg.eval, resolve=True), tokenizer, processor=processor,
@@ -226,7 +231,7 @@ def train(cfg: DictConfig, identity: tuple[Path, str, list[str]] | None = None) 
         trainer = instantiate(OmegaConf.create(trainer_kwargs), precision=precision, logger=loggers or False,
                               callbacks=callbacks, default_root_dir=str(run_dir), max_steps=datamodule.max_steps,
                               max_epochs=1, check_val_every_n_epoch=None, use_distributed_sampler=False,
-                              num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()])
+                              num_sanity_val_steps=0, plugins=[AtomicCheckpointIO(), *cluster_plugins()])
         log_at_step(loggers, lambda: trainer.global_step)
         per_rank = cfg.phase.micro_batch_size * trainer.world_size
         if cfg.phase.global_batch_size % per_rank:

@@ -90,14 +90,15 @@ class VLDataModule(EpochsDataModule):
         self.domains = sorted(by_source)
         self.val_samples = {s: encode(by_source[s][:val_per_source], what=f"vl validation/{s}")[0]
                             for s in self.domains}
-        self._set_max_steps(self._epochs(0, 1).total_steps(), "vision-language data")
+        self._set_max_steps(self._epochs().total_steps(), "vision-language data")
 
     def _collate(self, samples: list[VLSample]) -> dict[str, Any]:
         return collate_vl(samples, self.processor, self.pad_id)
 
-    def _epochs(self, rank: int, world: int) -> ShuffledEpochs:
+    def _epochs(self) -> ShuffledEpochs:
+        """One process's batch sequence (every rank reads its part of it)."""
         return ShuffledEpochs(self.train, self._collate, self.seed, batch_size=self.micro_batch_size,
-                              epochs=self.epochs, rank=rank, world_size=world, namespace="vl-epochs")
+                              epochs=self.epochs, namespace="vl-epochs")
 
     def describe(self) -> dict[str, Any]:
         with_images = sum(bool(s.images) for s in self.train)
@@ -108,9 +109,7 @@ class VLDataModule(EpochsDataModule):
                 "validation": {s: len(v) for s, v in self.val_samples.items()}}
 
     def train_dataloader(self) -> DataLoader:
-        dataset = self._epochs(*self._ranks())
-        dataset.resume(*dataset.position(self.steps_consumed * self.accumulate))
-        return DataLoader(dataset, batch_size=None)
+        return DataLoader(self._rank_epochs(self._epochs()), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         batches = []
