@@ -6,8 +6,9 @@
 Writes one jsonl.gz input of ``--docs`` documents (1-4 KB, half Python code, half English prose, 5 % planted
 near duplicates: ``benchmarks/near_dup_corpus.py``), then runs ``python -m infir.data curation=<recipe>
 inputs=...`` once per configuration and round, interleaved (A B C A B C ...), each into a fresh cache so
-nothing is reused. Per run it reports wall seconds, CPU seconds of the whole process tree (children's rusage;
-Ray workers are not children of the CLI, so ``ray`` runs report wall only), documents per wall second, and
+nothing is reused. Per run it reports wall seconds, CPU seconds (children's rusage: whole for 1-worker runs, which
+curate in process; fork-server and Ray workers are not the CLI's waited-for children, so per-CPU figures are
+given for 1 worker only), documents per wall second, and
 checks that every configuration wrote byte-identical output shards and the same funnel counts. With
 ``--baseline-repo`` the same command runs from that checkout too (e.g. ``git worktree add /tmp/old <rev>``),
 the peer the runner replaces; its output layout may differ, so it is compared by throughput only.
@@ -75,11 +76,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", default="local:1,local:2,ray:2", help="executor:workers, comma separated")
     parser.add_argument("--baseline-repo", type=Path, help="an older checkout to time with the same command")
+    parser.add_argument("--baseline-workers", default="1", help="worker counts for the baseline, comma separated")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     configs = [(REPO, kind, int(n)) for kind, n in (c.split(":") for c in args.configs.split(","))]
     if args.baseline_repo:
-        configs += [(args.baseline_repo.resolve(), "local", n) for n in sorted({n for _, _, n in configs})]
+        configs += [(args.baseline_repo.resolve(), "local", int(n)) for n in args.baseline_workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="curation_scaling_") as tmp:
         input_path = Path(tmp) / "corpus.jsonl.gz"
         write_input(input_path, args.docs, args.seed)
@@ -104,7 +106,9 @@ def main() -> None:
             verdict = "identical" if same else "DIFFERENT"
         else:
             verdict = "(not compared)"
-        per_cpu = f"{docs / cpu:>12.0f}" if kind == "local" and cpu > 0 else f"{'-':>12}"
+        # CPU of the process tree is only whole in process (1 worker): fork-server workers and Ray workers are
+        # not the CLI's waited-for children
+        per_cpu = f"{docs / cpu:>12.0f}" if kind == "local" and workers == 1 and cpu > 0 else f"{'-':>12}"
         print(f"{label:<10}{kind:<10}{workers:>8}{wall:>10.1f}{cpu:>10.1f}{docs / wall:>10.0f}{per_cpu}  {verdict}")
 
 
