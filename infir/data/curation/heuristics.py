@@ -423,14 +423,18 @@ FINEWEB_STOP_CHARS = (".", "'", '"', "!", "?")  # datatrove FineWebQualityFilter
 
 
 class FineWebQualityFilter(HeuristicFilter):
-    """FineWeb's own rules (datatrove ``FineWebQualityFilter`` defaults), with datatrove's comparisons.
+    """FineWeb's own rules (datatrove ``FineWebQualityFilter`` defaults).
 
     Reasons: ``fineweb_line_punct_ratio`` (dropped when the fraction of lines ending in
     . ' " ! ? is <= ``line_punct_thr``), ``fineweb_short_line_ratio`` (dropped when the fraction of
     lines of <= ``short_line_length`` chars is >= ``short_line_thr``), ``fineweb_char_dup_ratio``
     (characters in repeated non-empty lines / non-newline characters >= ``char_duplicates_ratio``),
     ``fineweb_newline_ratio`` (newlines per word > ``new_line_ratio``; datatrove calls it list_ratio).
-    Lines are ``text.split("\\n")`` unstripped, blank lines included, as datatrove.
+    Lines are ``text.split("\\n")`` unstripped, blank lines included, and the comparisons are inclusive:
+    datatrove 0.10.1 drops blank lines before every ratio and compares strictly (``< line_punct_thr``,
+    ``> short_line_thr``, ``> char_duplicates_ratio``), and counts spaCy tokens as words; these rules predate
+    that release and are kept so earlier curation results reproduce (``benchmarks/curation.py`` lists the
+    differences it measures).
     """
 
     name = "fineweb_quality"

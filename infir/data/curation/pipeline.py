@@ -130,11 +130,15 @@ def curate(stages: Sequence[Stage], recipe: dict[str, Any], cache_dir: str | Pat
         return CurationResult([work_dir / p for p in saved["output_shards"]], saved["funnel"], work_dir)
     read_dir = work_dir / "00_read"
     suffix = PARQUET if stages else JSONL_GZ  # with no stage the read shards are the output
-    if documents is not None:
-        shards, read_stats = ingest_documents(documents, read_dir, docs_per_shard, suffix)
-    else:
-        shards, read_stats = ingest_inputs(inputs, read_dir, docs_per_shard, suffix)
-    result = CurationRunner(stages, work_dir, workers, write_excluded, progress, fuse).run(shards, read_stats)
+    runner = CurationRunner(stages, work_dir, workers, write_excluded, progress, fuse)
+    with runner.executor:
+        if stages:
+            runner.executor.prestart()  # workers boot while the inputs are read
+        if documents is not None:
+            shards, read_stats = ingest_documents(documents, read_dir, docs_per_shard, suffix)
+        else:
+            shards, read_stats = ingest_inputs(inputs, read_dir, docs_per_shard, suffix)
+        result = runner.run(shards, read_stats)
     record = {"recipe": recipe, "inputs": fingerprints, "funnel": result.funnel,
               "output_shards": [str(p.relative_to(work_dir)) for p in result.output_shards]}
     atomic_write_text(manifest, json.dumps(record, indent=2, default=str))

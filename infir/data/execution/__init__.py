@@ -74,6 +74,13 @@ class LazyExecutor:
             self._executor = self.spec.create()
         return self._executor.map(fn, tasks, desc)
 
+    def prestart(self) -> None:
+        """Start local workers ahead of the first ``map`` (Ray starts on first use: its init blocks)."""
+        if self.workers > 1 and self.spec.kind == "local":
+            if self._executor is None:
+                self._executor = self.spec.create()
+            self._executor.prestart()
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.close()

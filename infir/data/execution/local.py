@@ -67,6 +67,14 @@ class LocalExecutor:
                                              initargs=(os.getpid(),))
         return self._pool
 
+    def prestart(self) -> None:
+        """Boot the fork server and the workers now, without waiting: they come up while the driver reads
+        its inputs (a second or so of wall time on the critical path otherwise)."""
+        if self.workers > 1:
+            pool = self._get_pool()
+            for _ in range(self.workers):
+                pool.submit(os.getpid)
+
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any], desc: str) -> list[Any]:
         if not tasks:
             return []
