@@ -36,11 +36,22 @@ def test_exactly_the_jobs_first_process_is_rank_zero_before_the_trainer_exists(m
     assert is_rank_zero() is zero  # the console's config tree and progress lines follow the same rule
 
 
+def _restore_rank_zero_after_the_test(monkeypatch) -> None:
+    """Lightning's rank_zero_only objects hold the rank process-wide: a later test's logger would stay silent."""
+    import lightning.fabric.utilities.rank_zero as fabric_rank_zero
+    import lightning.pytorch.utilities.rank_zero as pytorch_rank_zero
+    import lightning_utilities.core.rank_zero as utilities_rank_zero
+
+    for module in (utilities_rank_zero, fabric_rank_zero, pytorch_rank_zero):
+        monkeypatch.setattr(module.rank_zero_only, "rank", getattr(module.rank_zero_only, "rank", 0))
+
+
 def test_an_srun_task_gets_lightnings_slurm_environment_without_auto_requeue(monkeypatch):
     """Lightning's auto-requeue would save hpc_ckpt_*.ckpt and load it on the next start whatever `resume` says;
     a resubmitted job continues through resume=auto instead."""
     for key, value in SRUN_TASK_3_OF_4.items():
         monkeypatch.setenv(key, value)
+    _restore_rank_zero_after_the_test(monkeypatch)  # the Trainer sets the process-wide rank to 3
     trainer = L.Trainer(accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", plugins=cluster_plugins(),
                         logger=False, enable_checkpointing=False, enable_progress_bar=False)
     environment = trainer._accelerator_connector.cluster_environment
